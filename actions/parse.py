@@ -43,6 +43,7 @@ from actions.schema import (Back, CallUser, Click, DoubleClick, Drag, Finished, 
                             Point, RightClick, Scroll, Select, Step, Type, Wait, TERMINAL_KINDS)
 
 MAX_ACTIONS = 20  # per step; more is a runaway generation, not a plan
+MAX_MARKER_TRIES = 5  # "Action:" markers tried from each end of a response
 POINT_TOLERANCE = 0.01  # models answer 0..1000 on a 0..999 grid, or a pixel past the edge
 
 
@@ -676,6 +677,8 @@ def _locate_actions(text: str) -> tuple[dict, list[Call]]:
     if marks:
         # The first marker whose tail parses wins: a thought may say "Action: click the button" in
         # prose, and a later "Action:" inside a typed string must not cut the first action short.
+        if len(marks) > 2 * MAX_MARKER_TRIES:  # each try reads the rest of the text: stay linear
+            marks = marks[:MAX_MARKER_TRIES] + marks[-MAX_MARKER_TRIES:]
         error: ActionParseError | None = None
         for m in marks:
             try:
@@ -727,7 +730,7 @@ def parse_response(text: str, space: ModelSpace) -> Step:
     except Exception as e:  # a bug of ours must still reach the loop as a parse failure, not a crash
         raise ActionParseError(f"could not parse the response ({type(e).__name__}: {e}); "
                                f"answer in the form\n{EXPECTED_FORMAT}") from e
-    for k, action in enumerate(actions[:-1]):
+    for action in actions[:-1]:
         if action.kind in TERMINAL_KINDS:
             raise ActionParseError(f"{action.kind} must be the last action of a step; "
                                    f"nothing can follow it")

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from actions.errors import ConfigError, GalagoError
@@ -35,7 +36,7 @@ _plugin_errors: dict[str, str] = {}
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -45,11 +46,11 @@ def _short(text: str, n: int = 60) -> str:
 
 
 def _step_line(rec: Any) -> str:
-    status = "[green]ok[/]" if rec.ok else f"[red]{_short(rec.error or rec.feedback, 70)}[/]"
+    status = "[green]ok[/]" if rec.ok else f"[red]{escape(_short(rec.error or rec.feedback, 40))}[/]"
     if rec.warning:
         status += " [yellow](stuck)[/]"
-    what = _short(rec.response or "(no response)", 60).replace("[", "\\[")
-    return f"  step {rec.index:>2}  {what:<60}  {status}  [dim]{rec.policy_s:.2f}s + {rec.env_s:.2f}s[/]"
+    what = escape(_short(rec.response or "(no response)", 44))
+    return f"  {rec.index:>3} {what}  {status}"
 
 
 def _steps_table(result: Any) -> Table:
@@ -61,14 +62,14 @@ def _steps_table(result: Any) -> Table:
     table.add_column("env s", justify="right")
     for rec in result.records:
         res = "ok" if rec.ok else (rec.error or rec.feedback)
-        table.add_row(str(rec.index), _short(rec.response, 70), _short(res, 50),
+        table.add_row(str(rec.index), escape(_short(rec.response, 70)), escape(_short(res, 50)),
                       f"{rec.policy_s:.2f}", f"{rec.env_s:.2f}")
     return table
 
 
 def _verdict(result: Any) -> str:
     if result.error:
-        return f"[bold red]ERROR[/] {result.error}"
+        return f"[bold red]ERROR[/] {escape(result.error)}"
     return "[bold green]SUCCESS[/]" if result.success else f"[bold red]FAILED[/] ({result.stop_reason})"
 
 
@@ -117,7 +118,7 @@ def run(
         out.print(f"{_verdict(result)}  {result.steps} steps in {result.seconds:.1f}s  run: {result.run_dir}",
                   highlight=False)
         if result.finished_answer:
-            out.print(f"answer: {result.finished_answer}", highlight=False)
+            out.print(f"answer: {escape(result.finished_answer)}", highlight=False)
     raise typer.Exit(0 if result.success else 1)
 
 

@@ -10,6 +10,7 @@ resumable through ``OUT/collect.jsonl``.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +18,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel
 
 from actions.errors import ConfigError
+from agent.trajectory import safe_name
 from agent.evaluate import (EpisodeRecord, PoolConfig, RecordLog, WorkerContext, _Progress, _agent_run,
                             _finish_record, _get_suite, _policy_label, check_resume_config,
                             parse_suite_ref, plan_jobs, read_records, resolve_tasks, run_pool)
@@ -76,24 +78,26 @@ class _RecordingPolicy:
             close()
 
 
-def demo_steps(calls: Sequence[tuple[str, Any, Any]], *, episode: str, task_id: str, seed: int,
-               success: bool) -> list:
-    """DemoSteps from a teacher's recorded steps: the target is its thought + actions in UI-TARS
-    syntax over the relative-1000 grid; the history is the previous targets, so the student
-    learns to continue its own kind of text."""
-    from actions.parse import format_step
+def demo_steps(calls: Sequence[tuple[str, Any, Any]], *, episode: str, task: str, seed: int,
+               success: bool) -> list[tuple[dict, Any]]:
+    """(DemoStep fields, screenshot) per recorded step. The target is the teacher's thought and
+    actions in UI-TARS syntax over the relative-1000 grid; the history is the previous targets,
+    so the student learns to continue its own kind of text. Images travel as PIL images and are
+    written by the parent's single DemoWriter."""
+    from actions.format import format_step
     from perception.space import CoordinateSpace
-    from policy.train.data import DemoStep
+    from policy.train.data import IMAGES_DIR
 
     out = []
     history: list[str] = []
     for i, (instruction, obs, step) in enumerate(calls):
         space = CoordinateSpace.relative(obs.width, obs.height, TARGET_SCALE, obs.dpr)
         target = format_step(step.thought, list(step.actions), space)
-        out.append(DemoStep(episode=episode, task=task_id, seed=seed, step=i, instruction=instruction,
-                            image=obs.screenshot, width=obs.width, height=obs.height, dpr=obs.dpr,
-                            elements=[e.to_dict() for e in obs.elements], history=list(history),
-                            target=target, success=success))
+        fields = dict(episode=episode, task=task, seed=seed, step=i, instruction=instruction,
+                      image=f"{IMAGES_DIR}/{episode}-{i}.png", width=obs.width, height=obs.height,
+                      dpr=obs.dpr, elements=[e.to_dict() for e in obs.elements], history=list(history),
+                      target=target, success=success)
+        out.append((fields, obs.screenshot))
         history.append(target)
     return out
 
@@ -121,8 +125,9 @@ def run_collect_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Ep
     if not keep or not recorder.calls:
         return record, None
     suite_name = getattr(ctx.suite, "name", "suite")
-    demos = demo_steps(recorder.calls, episode=f"{suite_name}:{task_id}@{seed}", task_id=task_id,
-                       seed=seed, success=record.success)
+    episode = safe_name(f"{suite_name}-{task_id}-{seed}")
+    demos = demo_steps(recorder.calls, episode=episode, task=f"{suite_name}:{task_id}", seed=seed,
+                       success=record.success)
     return record, demos
 
 
@@ -162,7 +167,7 @@ def collect(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "
     jobs = plan_jobs(task_ids, seeds, done)
     skipped = len({(t, s) for t in task_ids for s in seeds} & done)
 
-    import os
+
 
     cfg = PoolConfig(suite=suite_arg, policy_spec=policy_spec, split=split, max_steps=max_steps,
                      runs_dir=None, episode_fn=run_collect_episode, headless=headless,
@@ -200,6 +205,8 @@ def collect(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "
                          errors=stats["errors"], wall_seconds=round(time.perf_counter() - t0, 3))
 
 
-def _write_episode(writer: Any, demos: list) -> None:
-    for d in demos:
-        writer.write(d)
+def _write_episode(writer: Any, demos: list[tuple[dict, Any]]) -> None:
+    from policy.train.data import DemoStep
+
+    for fields, image in demos:
+        writer.write(DemoStep(**fields), image=image)

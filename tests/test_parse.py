@@ -289,6 +289,20 @@ def test_errors(text, message):
         parse_response(text, PX)
 
 
+@pytest.mark.parametrize("text", [
+    "Action: " * 5000,
+    "Action: type(content='" + "' " * 20000,
+    "Action: click(" + "(" * 50000,
+    "click(start_box='(1,1)')\n" * 5000,
+])
+def test_pathological_input_is_rejected_quickly(text):
+    import time
+    t0 = time.perf_counter()
+    with pytest.raises(ActionParseError):
+        parse_response(text, PX)
+    assert time.perf_counter() - t0 < 2.0
+
+
 def test_error_is_a_model_error_and_value_error():
     from actions.errors import ModelError
     with pytest.raises(ModelError):

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 DATA = Path(__file__).with_name("data") / "words.json"
-HELDOUT_PERCENT = 10
+HELDOUT_PERCENT = 11
 SPLITS = ("train", "test")
 WORD_LISTS = ("nouns", "adjectives", "verbs", "first_names", "last_names", "cities")
 

@@ -1,0 +1,334 @@
+"""Distillation (SFT) of the built-in MoE policy on oracle demonstrations.
+
+``train_distill(data_dirs, out_dir, ...)``: loss on the target text only (next-token cross-entropy
+over the response + <|eos|>) plus the MoE balance losses; AdamW, linear warm-up then cosine decay,
+gradient clipping, the router-bias sign rule after every optimiser step; periodic checkpoints that
+can be resumed (``resume=True``) and an optional evaluation callback.
+
+Checkpoint layout (OUT is also a loadable policy directory at every save)::
+
+    OUT/config.json  OUT/model.safetensors  OUT/tokenizer.json      the policy (save_pretrained)
+    OUT/train_state/optimizer.safetensors                           AdamW moments + RNG state
+    OUT/train_state/state.json                                      step, hyper-parameters, losses
+    OUT/metrics.jsonl                                               one line per log / eval
+
+Nothing is pickled: tensors go to safetensors, scalars to JSON, so a checkpoint from elsewhere can
+be loaded without running its code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from actions.errors import ConfigError
+from policy.moe.config import MoEConfig
+from policy.moe.generate import generate
+from policy.moe.model import MoEModel
+from policy.moe.policy import MoEPolicy
+from policy.moe.pretrained import build_model, from_pretrained, save_pretrained
+from policy.moe.prompt import EncodedPrompt, collate, encode_observation, encode_target
+from policy.moe.tokenizer import GalagoTokenizer
+from policy.train.data import DemoStep, load_demos
+
+EvalFn = Callable[[int, MoEPolicy], "dict | None"]
+STATE_DIR = "train_state"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int  # optimiser steps done in total (including resumed ones)
+    final_loss: float
+    samples_per_s: float
+    skipped: int  # demonstrations dropped because prompt + target exceed max_seq_len
+    n_examples: int
+
+
+class DemoDataset:
+    """Demonstrations encoded for the model; encodings are cached (about image_size² * 3 bytes each)."""
+
+    def __init__(self, items: Sequence[tuple[Path, DemoStep]], tok: GalagoTokenizer, cfg: MoEConfig,
+                 cache: bool = True):
+        self.tok, self.cfg, self.cache = tok, cfg, cache
+        self.items: list[tuple[Path, DemoStep, list[int]]] = []
+        self.skipped = 0
+        self._enc: dict[int, EncodedPrompt] = {}
+        for d, s in items:
+            self.items.append((d, s, encode_target(tok, s.target)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def prompt(self, i: int) -> EncodedPrompt:
+        if i in self._enc:
+            return self._enc[i]
+        d, s, _ = self.items[i]
+        with Image.open(s.image_path(d)) as im:
+            p = encode_observation(self.tok, self.cfg, s.instruction, im, s.width, s.height,
+                                   s.element_objects(), s.history)
+        if self.cache:
+            self._enc[i] = p
+        return p
+
+    def target(self, i: int) -> list[int]:
+        return self.items[i][2]
+
+    def drop_too_long(self) -> None:
+        keep = []
+        room = self.cfg.max_seq_len - self.cfg.n_patches
+        for i in range(len(self.items)):
+            if len(self.prompt(i)) + len(self.target(i)) <= room:
+                keep.append(i)
+        self.skipped = len(self.items) - len(keep)
+        enc = {n: self._enc[i] for n, i in enumerate(keep) if i in self._enc}
+        self.items = [self.items[i] for i in keep]
+        self._enc = enc
+
+
+def tokenizer_texts(items: Sequence[tuple[Path, DemoStep]]):
+    """The text the tokenizer is trained on: everything the prompt and the response contain."""
+    for _, s in items:
+        yield s.instruction
+        yield s.target
+        yield from s.history
+        for e in s.elements:
+            yield str(e.get("role", ""))
+            yield str(e.get("text", ""))
+            if e.get("value"):
+                yield str(e["value"])
+
+
+def lr_at(step: int, total: int, lr: float, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_ratio * lr``."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def make_optimizer(model: MoEModel, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+def save_checkpoint(out_dir: Path, model: MoEModel, tok: GalagoTokenizer, opt: torch.optim.Optimizer,
+                    state: dict) -> None:
+    save_pretrained(model, tok, out_dir)
+    sd = out_dir / STATE_DIR
+    sd.mkdir(parents=True, exist_ok=True)
+    names = {id(p): n for n, p in model.named_parameters()}
+    tensors = {"rng.torch": torch.get_rng_state()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                t = v if torch.is_tensor(v) else torch.tensor(float(v))
+                tensors[f"{names[id(p)]}::{k}"] = t.detach().cpu().contiguous().reshape(t.shape)
+    tmp = sd / "optimizer.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(sd / "optimizer.safetensors")
+    (sd / "state.json.tmp").write_text(json.dumps(state, indent=2) + "\n")
+    (sd / "state.json.tmp").replace(sd / "state.json")
+
+
+def load_checkpoint(out_dir: Path, model: MoEModel, opt: torch.optim.Optimizer) -> dict:
+    sd = out_dir / STATE_DIR
+    try:
+        state = json.loads((sd / "state.json").read_text())
+        tensors = load_file(str(sd / "optimizer.safetensors"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot resume from {out_dir}: {e}") from None
+    params = dict(model.named_parameters())
+    for key, t in tensors.items():
+        if key == "rng.torch":
+            torch.set_rng_state(t)
+            continue
+        name, _, k = key.partition("::")
+        if name not in params:
+            raise ConfigError(f"cannot resume from {out_dir}: optimizer state for unknown parameter {name}")
+        opt.state[params[name]][k] = t
+    return state
+
+
+# ---- evaluation helper ----------------------------------------------------------------------------
+@torch.no_grad()
+def exact_match(model: MoEModel, tok: GalagoTokenizer, dataset: DemoDataset, limit: int | None = None,
+                batch_size: int = 16) -> float:
+    """Fraction of demonstrations whose greedy response equals the target text exactly."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    hits = 0
+    for s in range(0, n, batch_size):
+        idx = list(range(s, min(n, s + batch_size)))
+        gen = generate(model, [dataset.prompt(i) for i in idx], max_new_tokens=max(len(dataset.target(i)) for i in idx) + 2)
+        hits += sum(tok.decode(g) == dataset.items[i][1].target for g, i in zip(gen.tokens, idx))
+    return hits / max(1, n)
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | Path,
+                  config: MoEConfig | None = None, steps: int = 3000, batch_size: int = 16,
+                  lr: float = 1e-3, warmup: int = 100, *, weight_decay: float = 0.1,
+                  grad_clip: float = 1.0, min_lr_ratio: float = 0.1, seed: int = 0, resume: bool = False,
+                  save_every: int = 500, log_every: int = 10, eval_every: int = 0,
+                  eval_fn: EvalFn | None = None, only_success: bool = True, vocab_size: int = 4096,
+                  tokenizer: GalagoTokenizer | None = None, num_threads: int | None = 2,
+                  cache: bool = True, progress: bool = True) -> TrainResult:
+    """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
+
+    ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
+    ``eval_fn(step, policy)`` is called every ``eval_every`` steps and at the end; a dict it returns
+    is logged to metrics.jsonl. Returns a TrainResult; the trained policy is in ``out_dir``.
+    """
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    dirs = [Path(data_dirs)] if isinstance(data_dirs, (str, Path)) else [Path(d) for d in data_dirs]
+    if not dirs:
+        raise ConfigError("no data directories given")
+    out = Path(out_dir)
+    items = [(d, s) for d in dirs for s in load_demos(d, only_success=only_success)]
+    if not items:
+        raise ConfigError(f"no {'successful ' if only_success else ''}demonstrations in {', '.join(map(str, dirs))}")
+    resuming = resume and (out / STATE_DIR / "state.json").is_file()
+    if resume and not resuming:
+        raise ConfigError(f"--resume: no checkpoint in {out} ({STATE_DIR}/state.json missing)")
+
+    if resuming:
+        model, tok = from_pretrained(out)
+    else:
+        tok = tokenizer or GalagoTokenizer.train(tokenizer_texts(items), vocab_size=vocab_size)
+        model = build_model(config or MoEConfig(), tok, seed=seed)
+    cfg = model.cfg
+    data = DemoDataset(items, tok, cfg, cache=cache)
+    data.drop_too_long()
+    if len(data) == 0:
+        raise ConfigError("every demonstration is longer than max_seq_len")
+
+    opt = make_optimizer(model, lr, weight_decay)
+    start, state = 0, {}
+    if resuming:
+        state = load_checkpoint(out, model, opt)
+        start = int(state["step"])
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+    model.train()
+    metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
+
+    def order(epoch: int) -> list[int]:  # a deterministic shuffle per epoch: resuming needs no sampler state
+        idx = list(range(len(data)))
+        random.Random(seed * 100003 + epoch).shuffle(idx)
+        return idx
+
+    bs = min(batch_size, len(data))
+    per_epoch = max(1, len(data) // bs)
+    loss_ema, last_loss, t0, seen = None, float("nan"), time.perf_counter(), 0
+    hparams = dict(lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, min_lr_ratio=min_lr_ratio,
+                   batch_size=bs, seed=seed, total_steps=steps, data=[str(d) for d in dirs], n_examples=len(data))
+
+    def save(step: int):
+        save_checkpoint(out, model, tok, opt, {"step": step, "loss_ema": loss_ema, **hparams})
+
+    def log(rec: dict):
+        metrics.write(json.dumps(rec) + "\n")
+        metrics.flush()
+
+    def run_eval(step: int):
+        if eval_fn is None:
+            return
+        model.eval()
+        try:
+            res = eval_fn(step, MoEPolicy(model, tok))
+        finally:
+            model.train()
+        if res:
+            log({"step": step, "eval": res})
+
+    bar = _Progress(progress, start, steps)
+    try:
+        for step in range(start, steps):
+            epoch, k = divmod(step, per_epoch)
+            idx = order(epoch)[k * bs:(k + 1) * bs]
+            batch, labels = collate([data.prompt(i) for i in idx], [data.target(i) for i in idx])
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, warmup, min_lr_ratio)
+            logits, lab, aux = model(batch, labels)
+            ce = F.cross_entropy(logits.float(), lab)
+            loss = ce + aux
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            model.update_router_bias()  # the sign rule, once per optimiser step
+            last_loss = float(ce.detach())
+            loss_ema = last_loss if loss_ema is None else 0.95 * loss_ema + 0.05 * last_loss
+            seen += len(idx)
+            done = step + 1
+            if done % log_every == 0 or done == steps:
+                stats = model.routing_stats()
+                mm = max((s.max_over_mean for s in stats), default=1.0)
+                dead = sum(s.dead for s in stats)
+                sps = seen / (time.perf_counter() - t0)
+                model.reset_routing_stats()
+                log({"step": done, "loss": last_loss, "loss_ema": loss_ema, "aux": float(aux.detach()),
+                     "lr": opt.param_groups[0]["lr"], "max_over_mean": mm, "dead_experts": dead,
+                     "samples_per_s": sps})
+                bar.update(done, f"loss {loss_ema:.3f}  load max/mean {mm:.2f}  dead {dead}  {sps:.1f} samples/s")
+            if save_every and done % save_every == 0 and done < steps:
+                save(done)
+            if eval_every and done % eval_every == 0 and done < steps:
+                run_eval(done)
+        end = max(start, steps)
+        save(end)
+        run_eval(end)
+    finally:
+        bar.close()
+        metrics.close()
+    model.eval()
+    sps = seen / max(1e-9, time.perf_counter() - t0)
+    return TrainResult(out, max(start, steps), last_loss, sps, data.skipped, len(data))
+
+
+class _Progress:
+    """A rich progress bar (or nothing when disabled)."""
+
+    def __init__(self, enabled: bool, start: int, total: int):
+        self.p = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("distill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          TextColumn("{task.fields[info]}"), transient=False)
+        self.p.start()
+        self.task = self.p.add_task("distill", total=total, completed=start, info="")
+
+    def update(self, done: int, info: str) -> None:
+        if self.p is not None:
+            self.p.update(self.task, completed=done, info=info)
+
+    def close(self) -> None:
+        if self.p is not None:
+            self.p.stop()
+
+
+def config_preset(name: str, **overrides) -> MoEConfig:
+    """Named configs: ``default`` (the shipped size) and ``tiny`` (tests, smoke runs)."""
+    if name == "default":
+        return dataclasses.replace(MoEConfig(), **overrides) if overrides else MoEConfig()
+    if name == "tiny":
+        return MoEConfig.tiny(**overrides)
+    raise ConfigError(f"unknown config preset {name!r} (default, tiny)")

@@ -1,0 +1,110 @@
+"""Distillation: the demonstration format round-trips, and a tiny MoE overfits a handful of demos."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from PIL import Image, ImageDraw
+
+from actions.errors import ConfigError
+from perception.observation import Box, Element
+from policy.moe import MoEConfig, MoEPolicy, load_dir
+from policy.train.data import DemoStep, DemoWriter, load_demos
+from policy.train.distill import DemoDataset, exact_match, train_distill
+
+WORDS = ["OK", "Cancel", "Submit", "Next", "Back", "Login", "Save", "Delete", "Yes", "No", "Apply", "Reset"]
+
+
+def render(width: int, height: int, buttons: list[tuple[str, Box]]) -> Image.Image:
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+    for label, b in buttons:
+        d.rectangle([b.x, b.y, b.x + b.width, b.y + b.height], fill=(220, 220, 235), outline="black")
+        d.text((b.x + 4, b.y + 4), label, fill="black")
+    return img
+
+
+def rel(v: float, extent: float) -> int:
+    return round(v / extent * 1000)
+
+
+def make_demos(out, n_episodes: int = 6, seed: int = 0) -> list[DemoStep]:
+    """Two-step episodes on a 160x210 area: click a named button, then type a word and finish."""
+    rng = random.Random(seed)
+    written = []
+    with DemoWriter(out) as w:
+        for ep in range(n_episodes):
+            W, H = 160, 210
+            labels = rng.sample(WORDS, 3)
+            boxes = [Box(rng.randint(0, 110), 20 + 60 * i + rng.randint(0, 20), 46, 22) for i in range(3)]
+            target_i = rng.randrange(3)
+            word = rng.choice(["ada", "bob", "eve", "kim"])
+            instruction = f'Click "{labels[target_i]}" then type "{word}".'
+            elements = [Element(i, "button", labels[i], boxes[i]) for i in range(3)]
+            rec = w.episode(f"ep{ep}", "synthetic:click-type", seed=ep, instruction=instruction)
+            cx, cy = boxes[target_i].center
+            t1 = f"Thought: Click {labels[target_i]}.\nAction: click(start_box='({rel(cx, W)},{rel(cy, H)})')"
+            rec.add(render(W, H, list(zip(labels, boxes))), W, H, t1, elements=elements)
+            t2 = f"Thought: Type {word}.\nAction: type(content='{word}')"
+            rec.add(render(W, H, list(zip(labels, boxes))), W, H, t2, elements=elements, history=[t1])
+            written += rec.end(success=ep != n_episodes - 1)  # the last episode failed
+    return written
+
+
+def test_demo_format_round_trip(tmp_path):
+    written = make_demos(tmp_path, n_episodes=2)
+    lines = (tmp_path / "steps.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    rec = json.loads(lines[1])
+    assert rec["image"] == "images/ep0-1.png" and (tmp_path / rec["image"]).is_file()
+    assert rec["history"] and rec["success"] is True and rec["elements"][0]["role"] == "button"
+    loaded = load_demos(tmp_path)
+    assert loaded == written
+    assert len(load_demos(tmp_path, only_success=True)) == 2
+    assert loaded[0].element_objects()[0].box == written[0].element_objects()[0].box
+
+
+def test_demo_validation_errors(tmp_path):
+    good = make_demos(tmp_path, n_episodes=1)[0].model_dump()
+    with pytest.raises(ValueError, match="extra"):
+        DemoStep.model_validate({**good, "surprise": 1})
+    with pytest.raises(ValueError, match="relative"):
+        DemoStep.model_validate({**good, "image": "../etc/passwd"})
+    with pytest.raises(ValueError, match="element 0"):
+        DemoStep.model_validate({**good, "elements": [{"role": "button"}]})
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "steps.jsonl").write_text(json.dumps({**good, "image": "images/missing.png"}) + "\n")
+    with pytest.raises(ConfigError, match="steps.jsonl:1: image"):
+        load_demos(bad)
+    (bad / "steps.jsonl").write_text("{not json\n")
+    with pytest.raises(ConfigError, match="steps.jsonl:1"):
+        load_demos(bad)
+
+
+def test_tiny_moe_overfits_demos_and_resumes(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "model"
+    make_demos(data, n_episodes=6)
+    cfg = MoEConfig.tiny(seq_aux_alpha=1e-3, bias_update_speed=1e-2)
+    res = train_distill(data, out, cfg, steps=120, batch_size=10, lr=3e-3, warmup=10, save_every=60,
+                        vocab_size=1400, progress=False)
+    assert res.n_examples == 10 and res.skipped == 0  # the failed episode is left out
+    policy = load_dir(out)
+    ds = DemoDataset([(data, s) for s in load_demos(data, only_success=True)], policy.tokenizer, policy.model.cfg)
+    assert exact_match(policy.model, policy.tokenizer, ds) == 1.0
+    # the policy answers on the relative grid, from an Observation, exactly as demonstrated
+    from perception.observation import Observation
+    s = ds.items[0][1]
+    with Image.open(s.image_path(data)) as im:
+        obs = Observation(im.copy(), s.width, s.height, elements=s.element_objects())
+    assert isinstance(policy, MoEPolicy)
+    assert policy.respond(s.instruction, obs, s.history) == s.target
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 120 and lines[-1]["loss"] < 0.05
+    assert all(x["max_over_mean"] > 0 for x in lines if "max_over_mean" in x)
+    # resuming continues from the saved step with the saved optimizer state
+    res2 = train_distill(data, out, steps=130, batch_size=10, lr=3e-3, warmup=10, resume=True, progress=False)
+    assert res2.steps == 130 and res2.final_loss < 0.05
+    state = json.loads((out / "train_state" / "state.json").read_text())
+    assert state["step"] == 130
