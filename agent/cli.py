@@ -83,6 +83,9 @@ def _run_one(task_ref: str, policy_spec: str, out_dir: Path, max_steps: int | No
     task = resolve_task(task_ref)
     policy = load(policy_spec)
     agent = Agent(policy, out_dir=out_dir, max_steps=max_steps, headless=headless)
+    if progress is not None:
+        progress.print(f"[bold]{escape(task.id)}[/] [dim]({escape(policy_spec)})[/] {escape(task.instruction)}",
+                       highlight=False)
     result = None
     for item in agent.stream(task):
         if isinstance(item, RunResult):
@@ -140,7 +143,6 @@ def demo(
         table.add_column(col, justify=justify)
     all_ok = True
     for path in files:
-        out.print(f"[bold]{path.stem}[/]", highlight=False)
         try:
             task, result = _run_one(str(path), policy, out_dir, None, not headed, out)
         except ConfigError as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from actions.errors import ConfigError
@@ -39,7 +40,7 @@ def from_pretrained(model_dir: str | Path, device: str = "cpu") -> tuple[MoEMode
     try:
         state = load_file(str(d / WEIGHTS), device=device)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError, ValueError) as e:
+    except (RuntimeError, OSError, ValueError, SafetensorError) as e:
         raise ConfigError(f"cannot load weights from {d / WEIGHTS}: {e}") from None
     model.to(device).eval()
     return model, tok

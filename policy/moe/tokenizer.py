@@ -38,10 +38,11 @@ NUM_TOKENS = [f"<|n{i}|>" for i in range(NUM_MAX + 1)]
 PHRASES = [
     "Thought: ", "\nAction: ", "Action: ", "Reflection: ", "Action_Summary: ",
     "click(start_box='(", "left_double(start_box='(", "right_single(start_box='(", "hover(start_box='(",
-    "drag(start_box='(", "', end_box='(", "scroll(start_box='(", "', direction='", "select(start_box='(",
-    "', option='", "type(content='", "hotkey(key='", "finished(content='", "call_user(content='",
-    "navigate(content='", "wait()", "finished()", "call_user()", "navigate_back()", "back()", ")')", "')",
-    "<|box_start|>(", ")<|box_end|>'", "<point>", "</point>'",
+    "drag(start_box='(", ")', end_box='(", "scroll(start_box='(", ")', direction='",
+    "select_option(start_box='(", ")', option='", "', amount='", "type(content='", "\\n')",
+    "hotkey(key='", "finished(content='", "call_user(content='", "navigate(url='", "wait(seconds='",
+    "wait()", "finished()", "call_user()", "navigate_back()", ")')", "')",
+    "<|box_start|>(", ")<|box_end|>')", "<point>", "</point>')",
 ]
 
 # a standalone integer 0..1000 without leading zeros (not part of a word, a decimal or a longer number)

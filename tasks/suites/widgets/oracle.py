@@ -25,7 +25,10 @@ PROBE_JS = r"""
   const el = document.getElementById(id);
   if (!el) return null;
   const W = document.documentElement.clientWidth, H = document.documentElement.clientHeight;
-  const r = el.getBoundingClientRect();
+  // a link wrapped over two lines has two boxes; aim at the larger one, not their union
+  let r = el.getBoundingClientRect();
+  const rects = [...el.getClientRects()];
+  if (rects.length > 1) r = rects.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
   const cs = getComputedStyle(el);
   let v = {l: r.left, t: r.top, r: r.right, b: r.bottom};
   let clipper = null;
@@ -257,8 +260,13 @@ class WidgetOracle(BasePolicy):
             pt = p["pagePoint"] or [W / 2, H / 2]
             where, area = Point(x=pt[0], y=pt[1]), "the page"
             ref = Point(x=W / 2, y=H / 2)
+        # scroll along the axis on which the centre is out of the visible box; when both are
+        # fine the element is covered (e.g. by a sticky bar): move it towards the box's centre
+        box_ = c if (c and area == "the list") else {"l": 0, "t": 0, "r": W, "b": H}
         dx, dy = cx - ref.x, cy - ref.y
-        if abs(dy) >= abs(dx) or abs(dx) < 1:
+        out_y = not (box_["t"] <= cy <= box_["b"])
+        out_x = not (box_["l"] <= cx <= box_["r"])
+        if out_y or (not out_x and abs(dy) >= abs(dx)):
             direction = "down" if dy > 0 else "up"
             delta = abs(dy)
         else:

@@ -53,7 +53,7 @@ class Style:
         btn_bg, btn_fg = ("transparent", self.accent) if self.outline_buttons else (self.accent, self.accent_fg)
         return f"""
 * {{ box-sizing: border-box; }}
-html, body {{ margin: 0; padding: 0; }}
+html, body {{ margin: 0; padding: 0; overscroll-behavior: none; }}  /* no swipe-back on sideways wheels */
 body {{ font-family: "{self.font}"; font-size: {self.font_size}px; background: {self.bg}; color: {self.fg};
   line-height: 1.4; overflow-wrap: anywhere; }}
 header.site {{ display: flex; flex-wrap: wrap; gap: {g}px; align-items: center; padding: {g}px {2 * g}px;

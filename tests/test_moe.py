@@ -1,0 +1,340 @@
+"""The built-in MoE policy: routing, balancing, tokenizer, save/load, generation equivalences."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from actions.errors import ActionParseError, ConfigError
+from perception.observation import Box, Element, Observation
+from policy.moe import (MoEConfig, MoEModel, MoEPolicy, GalagoTokenizer, build_model, encode_observation,
+                        from_pretrained, generate, load_builtin, load_dir, save_pretrained, sequence_logprobs)
+from policy.moe.model import MoE
+from policy.moe.prompt import collate, encode_target
+
+torch.set_num_threads(1)  # tiny matrices: one thread is as fast and avoids fighting other tests
+
+TEXTS = ["Thought: Click the Submit button.\nAction: click(start_box='(512,300)')",
+         "Thought: Type the name.\nAction: type(content='ada')", 'Log in as "ada" with password "lovelace".',
+         "button", "Submit", "textbox", "Username", "Click OK then Cancel", "link Home"] * 4
+
+
+@pytest.fixture(scope="module")
+def tok() -> GalagoTokenizer:
+    return GalagoTokenizer.train(TEXTS, vocab_size=1300)
+
+
+def sharp(model: MoEModel, seed: int = 0) -> MoEModel:
+    """Re-draw the weights with a larger scale so a random model emits varied tokens (equivalence
+    tests are vacuous when every step emits the same token; an untied head helps there too)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * (1.0 / math.sqrt(p.shape[-1])))
+        model.tok_emb.weight.mul_(0.3)
+        for m in model.moe_layers():
+            m.gate.bias.copy_(torch.randn(m.gate.bias.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def screenshot(w=160, h=210, label="OK") -> Image.Image:
+    img = Image.new("RGB", (w, h), "white")
+    ImageDraw.Draw(img).rectangle([20, 30, 80, 60], fill=(200, 200, 240))
+    ImageDraw.Draw(img).text((25, 35), label, fill="black")
+    return img
+
+
+def elements(n=4) -> list[Element]:
+    return [Element(i, "button", ["OK", "Cancel", "Submit", "Zorblax"][i % 4], Box(10 + 30 * i, 20 + 40 * i, 40, 20))
+            for i in range(n)]
+
+
+def prompts(tok, cfg):
+    return [encode_observation(tok, cfg, "Click the Submit button", screenshot(), 160, 210, elements(4),
+                               ["Thought: x\nAction: click(start_box='(10,20)')"]),
+            encode_observation(tok, cfg, "Type ada", screenshot(320, 400, "Cancel"), 320, 400, elements(1), []),
+            encode_observation(tok, cfg, "Log in as ada", screenshot(), 160, 210, elements(3), [])]
+
+
+# ---------------------------------------------------------------------------------------------
+# routing
+# ---------------------------------------------------------------------------------------------
+def moe_layer(**kw) -> MoE:
+    torch.manual_seed(0)
+    cfg = MoEConfig.tiny(**kw)
+    m = MoE(cfg, layer=1)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.Linear):
+            torch.nn.init.normal_(mod.weight, std=0.2)
+    torch.nn.init.normal_(m.gate.weight, std=0.5)
+    return m
+
+
+@pytest.mark.parametrize("score_func,route_scale", [("sigmoid", 1.0), ("sigmoid", 2.5), ("softmax", 1.0)])
+def test_gates_sum_to_route_scale(score_func, route_scale):
+    m = moe_layer(score_func=score_func, route_scale=route_scale)
+    w, idx, scores, _ = m.gate(torch.randn(50, 64))
+    assert w.dtype == torch.float32 and idx.shape == (50, 2)
+    torch.testing.assert_close(w.sum(-1), torch.full((50,), route_scale))
+    assert (idx[:, 0] != idx[:, 1]).all()
+
+
+def test_bias_changes_selection_not_gate_weights():
+    m = moe_layer()
+    x = torch.randn(40, 64)
+    w0, idx0, s0, _ = m.gate(x)
+    with torch.no_grad():
+        m.gate.bias[3] = 10.0  # expert 3 now always selected
+    w1, idx1, s1, _ = m.gate(x)
+    assert (idx1 == 3).any(-1).all() and not (idx0 == 3).any(-1).all()
+    torch.testing.assert_close(s1, s0)  # affinities untouched
+    # the weights are the UN-biased scores of the chosen experts, normalised
+    expect = s0.gather(1, idx1)
+    torch.testing.assert_close(w1, expect / expect.sum(-1, keepdim=True))
+    # rows whose selection did not change keep exactly the same weights
+    same = (idx0.sort(-1).values == idx1.sort(-1).values).all(-1)
+    if same.any():
+        torch.testing.assert_close(w1[same].sort(-1).values, w0[same].sort(-1).values)
+
+
+def test_bias_gets_no_gradient(tok):
+    model = build_model(MoEConfig.tiny(), tok).train()
+    names = [n for n, _ in model.named_parameters()]
+    assert not any(n.endswith("gate.bias") for n in names)
+    assert any(n.endswith("gate.bias") for n in model.state_dict())  # but it is saved
+    batch, labels = collate(prompts(tok, model.cfg)[:2], [encode_target(tok, TEXTS[0])] * 2)
+    logits, lab, aux = model(batch, labels)
+    (torch.nn.functional.cross_entropy(logits, lab) + aux).backward()
+    for m in model.moe_layers():
+        assert m.gate.bias.grad is None and not m.gate.bias.requires_grad
+        assert m.gate.weight.grad is not None and m.gate.weight.grad.abs().sum() > 0
+    assert aux.item() > 0
+
+
+def skewed_inputs(n=512, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 64, generator=g) + 2.0  # a shared offset: the router prefers a few experts
+
+
+def test_bias_update_balances_skewed_load():
+    def run(update: bool) -> tuple[float, float]:
+        m = moe_layer(n_routed=8, bias_update_speed=0.01).eval()
+        torch.nn.init.normal_(m.gate.weight, std=0.1)
+        first = None
+        for step in range(150):
+            m.reset_stats()
+            with torch.no_grad():
+                m(skewed_inputs(seed=step))
+            if first is None:
+                first = m.stats().max_over_mean
+            if update:
+                m.update_bias()
+            else:
+                m.load_step.zero_()
+        return first, m.stats().max_over_mean
+    start, end = run(update=True)
+    _, collapsed = run(update=False)
+    assert start > 2.5  # the router collapses onto a few experts
+    assert collapsed > 2.5  # and stays collapsed without the bias
+    assert end < 1.35  # the sign rule brings max/mean load toward 1
+
+
+def test_frozen_bias_does_not_move():
+    m = moe_layer()
+    m.gate.bias_frozen = True
+    with torch.no_grad():
+        m(skewed_inputs())
+    m.update_bias()
+    assert m.gate.bias.abs().sum() == 0 and m.load_step.sum() == 0
+
+
+def test_dropless_routes_every_token_and_matches_reference():
+    m = moe_layer().eval()
+    x = torch.randn(3, 7, 64)
+    with torch.no_grad():
+        y = m(x)
+        st = m.stats()
+        assert st.dropped == 0 and sum(st.load) == 3 * 7 * 2 and st.tokens == 21
+        flat = x.reshape(-1, 64)
+        w, idx, _, _ = m.gate(flat)
+        ref = torch.stack([sum(w[n, k] * m.experts[int(idx[n, k])](flat[n]) for k in range(2)) + m.shared(flat[n])
+                           for n in range(21)])
+    torch.testing.assert_close(y.reshape(-1, 64), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_capacity_drops_exactly_the_overflow():
+    m = moe_layer(capacity_factor=1.0).eval()
+    x = skewed_inputs(64).reshape(4, 16, 64)
+    with torch.no_grad():
+        m(x)
+        _, idx, _, _ = m.gate(x.reshape(-1, 64))
+    cap = math.ceil(64 * 2 / 4)
+    counts = torch.bincount(idx.reshape(-1), minlength=4)
+    assert m.stats().dropped == int((counts - cap).clamp(min=0).sum()) > 0
+
+
+def test_switch_aux_is_alpha_when_balanced():
+    cfg = MoEConfig.tiny(balance="switch_aux", switch_aux_alpha=0.01, n_routed=4, top_k=1, score_func="softmax")
+    m = MoE(cfg, 1).train()
+    with torch.no_grad():
+        m.gate.weight.zero_()
+        m.gate.weight[torch.arange(4), torch.arange(4)] = 5.0
+    x = torch.zeros(1, 4, 64)
+    x[0, torch.arange(4), torch.arange(4)] = 1.0  # token i -> expert i: perfectly balanced
+    m(x.requires_grad_())
+    f_p = m.aux_loss.item()
+    # P_i is each expert's mean probability; with one-hot-ish routing it is 1/4 each -> N * sum f P = 1
+    assert f_p == pytest.approx(0.01, rel=1e-3)
+
+
+def test_routing_stats_report_dead_experts(tok):
+    model = build_model(MoEConfig.tiny(n_routed=4, top_k=1), tok).eval()
+    for m in model.moe_layers():
+        with torch.no_grad():
+            m.gate.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))  # expert 0 takes everything
+    generate(model, prompts(tok, model.cfg)[:1], max_new_tokens=3)
+    st = model.routing_stats()
+    assert st and all(s.dead == 3 and s.max_over_mean == pytest.approx(4.0) for s in st)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenizer, prompt, config
+# ---------------------------------------------------------------------------------------------
+def test_tokenizer_round_trip_and_number_tokens(tok, tmp_path):
+    for s in TEXTS[:3] + ["Enter 42, 3.14, 2024, 007 and x1 (0,1000) 🙂 ünï", "type(content='a\\'b\\n')"]:
+        assert tok.decode(tok.encode(s)) == s
+    ids = tok.encode("click(start_box='(512,300)')")
+    assert tok.num_id(512) in ids and tok.num_id(300) in ids
+    assert tok.encode("ada") == tok.encode('"ada"')[1:-1]  # labels tokenise the same inside quotes
+    tok.save(tmp_path / "tokenizer.json")
+    assert GalagoTokenizer.load(tmp_path / "tokenizer.json").encode(TEXTS[0]) == tok.encode(TEXTS[0])
+    with pytest.raises(ConfigError):
+        GalagoTokenizer.load(tmp_path / "missing.json")
+
+
+def test_prompt_puts_element_centres_on_the_relative_grid(tok):
+    cfg = MoEConfig.tiny()
+    e = Element(0, "button", "OK", Box(40, 100, 20, 10))  # centre (50, 105) of 200x300 -> (250, 350)
+    p = encode_observation(tok, cfg, "Click OK", None, 200, 300, [e], [])
+    i = p.tokens.index(5)  # <|el|>
+    assert p.tokens[i + 1:i + 3] == [tok.num_id(250), tok.num_id(350)]
+    assert p.boxes[i] == pytest.approx((0.2, 1 / 3, 0.3, 110 / 300)) and p.box_mask[i]
+    assert p.image.shape == (3, cfg.image_size, cfg.image_size) and p.image.sum() == 0  # blank
+    p2 = encode_observation(tok, cfg, "Click OK", None, 200, 300, [e], [], no_elements=True)
+    assert 5 not in p2.tokens
+    with pytest.raises(ValueError):
+        encode_observation(tok, cfg, "x", None, 0, 300)
+
+
+def test_config_validation_and_round_trip(tmp_path):
+    with pytest.raises(ConfigError, match="top_k"):
+        MoEConfig(top_k=20)
+    with pytest.raises(ConfigError, match="unknown"):
+        MoEConfig.from_dict({"d_model": 64, "bogus": 1})
+    cfg = MoEConfig.tiny(route_scale=2.0)
+    cfg.save(tmp_path / "c.json")
+    assert MoEConfig.load(tmp_path / "c.json") == cfg
+
+
+def test_default_config_size(tok):
+    model = MoEModel(MoEConfig())
+    n = model.num_params()
+    assert 2e6 < n["active"] < n["total"] < 12.5e6  # checkpoint (fp32) <= 50 MB
+
+
+# ---------------------------------------------------------------------------------------------
+# save/load and generation
+# ---------------------------------------------------------------------------------------------
+def test_save_load_identical_outputs(tok, tmp_path):
+    model = sharp(build_model(MoEConfig.tiny(), tok))
+    ps = prompts(tok, model.cfg)
+    save_pretrained(model, tok, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    loaded, tok2 = from_pretrained(tmp_path)
+    batch, labels = collate(ps, [encode_target(tok, TEXTS[0])] * 3)
+    with torch.no_grad():
+        a, _, _ = model(batch, labels)
+        b, _, _ = loaded(batch, labels)
+    assert torch.equal(a, b)
+    assert generate(model, ps, 12).tokens == generate(loaded, ps, 12).tokens
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ConfigError):
+        from_pretrained(tmp_path)
+
+
+def test_kv_cache_generation_equals_recomputation(tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok))
+    ps = prompts(tok, model.cfg)[:1]
+    with_cache = generate(model, ps, 24, stop_at_eos=False)
+    without = generate(model, ps, 24, use_cache=False, stop_at_eos=False)
+    assert len(set(with_cache.tokens[0])) > 3  # not a degenerate repetition
+    assert with_cache.tokens == without.tokens
+    torch.testing.assert_close(torch.tensor(with_cache.logprobs), torch.tensor(without.logprobs), rtol=1e-4, atol=1e-4)
+
+
+def test_batched_generation_equals_unbatched(tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=1)
+    ps = prompts(tok, model.cfg)
+    assert len({len(p) for p in ps}) == 3  # different lengths: the batch is padded
+    batched = generate(model, ps, 16, stop_at_eos=False)
+    for i, p in enumerate(ps):
+        single = generate(model, [p], 16, stop_at_eos=False)
+        assert batched.tokens[i] == single.tokens[0]
+        torch.testing.assert_close(torch.tensor(batched.logprobs[i]), torch.tensor(single.logprobs[0]),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_sequence_logprobs_match_generation(tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=2)
+    ps = prompts(tok, model.cfg)
+    gen = generate(model, ps, 10, temperature=0.8, generator=torch.Generator().manual_seed(0), stop_at_eos=False)
+    lp, mask = sequence_logprobs(model, ps, gen.tokens, temperature=0.8)
+    assert lp.requires_grad and mask.sum() == sum(len(t) for t in gen.tokens)
+    for i, row in enumerate(gen.logprobs):
+        torch.testing.assert_close(lp[i, :len(row)].detach(), torch.tensor(row), rtol=1e-4, atol=1e-4)
+
+
+def test_sampling_is_seeded_and_top_p_tiny_is_greedy(tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=3)
+    ps = prompts(tok, model.cfg)
+    def sample(seed, **kw):
+        return generate(model, ps, 12, temperature=1.0, generator=torch.Generator().manual_seed(seed),
+                        stop_at_eos=False, **kw).tokens
+    assert sample(0) == sample(0) and sample(0) != sample(1)
+    assert sample(5, top_p=1e-6) == generate(model, ps, 12, stop_at_eos=False).tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# the policy
+# ---------------------------------------------------------------------------------------------
+def test_policy_space_act_and_ablation(tok, tmp_path):
+    model = sharp(build_model(MoEConfig.tiny(max_new_tokens=8, tie_embeddings=False), tok))
+    pol = MoEPolicy(model, tok)
+    sp = pol.coordinate_space(160, 210)
+    assert (sp.kind, sp.model_width, sp.model_height) == ("relative", 1000, 1000)
+    obs = Observation(screenshot(), 160, 210, elements=elements(3))
+    # an untrained model writes gibberish: the parse error reaches the caller (the loop feeds it back)
+    with pytest.raises(ActionParseError):
+        pol.act("Click OK", obs, [])
+    assert pol.last is not None and pol.last_ms > 0
+    pol.save_pretrained(tmp_path)
+    blind = load_dir(tmp_path, no_image=True, no_elements=True)
+    p = blind.encode("Click OK", obs, [])
+    assert p.image.sum() == 0 and 5 not in p.tokens
+    with pytest.raises(ConfigError, match="unknown MoE policy options"):
+        load_dir(tmp_path, bogus=1)
+    with pytest.raises(ConfigError):
+        load_dir(tmp_path / "nope")
+
+
+def test_policy_spec_registry(tmp_path, tok):
+    import policy
+    save_pretrained(build_model(MoEConfig.tiny(), tok), tok, tmp_path)
+    assert isinstance(policy.load(f"moe:{tmp_path}"), MoEPolicy)
+    from policy.moe import CHECKPOINT_DIR
+    if not (CHECKPOINT_DIR / "model.safetensors").is_file():
+        with pytest.raises(ConfigError, match="built-in MoE checkpoint is missing"):
+            load_builtin()
