@@ -108,7 +108,7 @@ def run_collect_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Ep
     record = EpisodeRecord(task=task_id, seed=seed, split=ctx.split, worker=ctx.worker_id)
     recorder = _RecordingPolicy(ctx.policy)
     try:
-        task = ctx.suite.episode(task_id, seed, ctx.split)
+        task = ctx.make_task(task_id, seed)
         ctx.ensure_driver(tuple(task.viewport))
         result = _agent_run(ctx, task, None, policy=recorder)
         record.success = bool(result.success)

@@ -12,6 +12,7 @@ worker runs per episode and in what the parent does with the result.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -231,6 +232,20 @@ class WorkerContext:
                 pass
             self.driver = None
 
+    def make_task(self, task_id: str, seed: int) -> Any:
+        """The suite's seeded episode, with ``oracle()`` bound to the suite's teacher.
+
+        The `oracle` policy binds at reset() through ``episode.task.oracle()``; suites whose
+        episodes don't carry it themselves get it here, so `--policy oracle` works on any suite.
+        """
+        task = self.suite.episode(task_id, seed, self.split)
+        if not callable(getattr(task, "oracle", None)) and callable(getattr(self.suite, "oracle", None)):
+            try:
+                task.oracle = functools.partial(self.suite.oracle, task_id)
+            except (AttributeError, TypeError):  # a frozen/slotted task: the oracle policy will say so
+                pass
+        return task
+
     def run_dir_for(self, task_id: str, seed: int) -> Path | None:
         if self.runs_dir is None:
             return None
@@ -258,7 +273,7 @@ def run_eval_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Episo
     t0 = time.perf_counter()
     record = EpisodeRecord(task=task_id, seed=seed, split=ctx.split, worker=ctx.worker_id)
     try:
-        task = ctx.suite.episode(task_id, seed, ctx.split)
+        task = ctx.make_task(task_id, seed)
         ctx.ensure_driver(tuple(task.viewport))
         run_dir = ctx.run_dir_for(task_id, seed)
         result = _agent_run(ctx, task, run_dir)

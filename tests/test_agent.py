@@ -32,7 +32,7 @@ def write_task(tmp_path: Path, *, script: list[str], success: list[dict] | None 
                page: str = PAGE, extra: str = "") -> Path:
     (tmp_path / "page.html").write_text(page)
     task = {"id": "t", "instruction": "Press the button twice.", "start": {"page": "page.html"},
-            "viewport": {"width": 800, "height": 600}, "max_steps": max_steps,
+            "viewport": {"width": 1024, "height": 768}, "max_steps": max_steps,
             "success": success or [{"text": "clicked 2"}], "script": script}
     path = tmp_path / "task.yaml"
     path.write_text(json.dumps(task) + "\n" + extra)  # JSON is valid YAML
@@ -43,7 +43,7 @@ def write_task(tmp_path: Path, *, script: list[str], success: list[dict] | None 
 def driver():
     from actions.drivers.browser import BrowserDriver
 
-    d = BrowserDriver.launch(headless=True, viewport=(800, 600))
+    d = BrowserDriver.launch(headless=True, viewport=(1024, 768))  # the examples' viewport
     yield d
     d.close()
 
@@ -141,12 +141,9 @@ def test_login_example_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["todo", "settings"])
-def test_other_examples_succeed(name):
-    from actions.drivers.browser import BrowserDriver
-
+def test_other_examples_succeed(name, driver):
     task = resolve_task(str(EXAMPLES[name]))
-    with BrowserDriver.launch(headless=True, viewport=task.viewport) as d:
-        result = Agent(ScriptedPolicy(), driver=d).run(task)
+    result = Agent(ScriptedPolicy(), driver=driver).run(task)
     assert result.success, [(r.response, r.feedback, r.outcome_detail) for r in result.records]
     assert result.run_dir is None  # no out_dir: nothing written
 
@@ -230,7 +227,7 @@ def test_killed_browser_ends_run_with_error_and_intact_trajectory(tmp_path):
 
     path = write_task(tmp_path, script=["click(start_box='(200,130)')"] * 5, success=[{"text": "clicked 9"}])
     before = set(_chromium_browser_pids())
-    d = BrowserDriver.launch(headless=True, viewport=(800, 600))
+    d = BrowserDriver.launch(headless=True, viewport=(1024, 768))
     try:
         ours = [p for p in _chromium_browser_pids() if p not in before]
         assert ours, "could not find the launched Chromium process"

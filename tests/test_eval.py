@@ -152,16 +152,16 @@ def test_browser_crash_is_an_error_and_the_worker_recovers(pages_suite, tmp_path
 
 
 def test_resume_skips_finished_and_retries_errors(pages_suite, tmp_path):
-    evaluate(pages_suite, ["press", "crash"], scripted_factory, episodes=2, workers=0, out_dir=tmp_path)
-    assert len(read_records(tmp_path / "episodes.jsonl")) == 4
-    # Same folder, one more seed: the 2 finished press episodes are skipped; the 2 errored crash
-    # episodes are retried; 1 new seed per task runs.
-    report = evaluate(pages_suite, ["press", "crash"], scripted_factory, episodes=3, workers=0,
-                      out_dir=tmp_path)
-    assert report.skipped == 2
-    assert len(read_records(tmp_path / "episodes.jsonl")) == 4 + 4
-    assert report.per_task["press"].episodes == 3 and report.per_task["press"].success == 1.0
-    assert report.per_task["crash"].episodes == 3  # the retried records replace the old ones
+    log = tmp_path / "episodes.jsonl"
+    evaluate(pages_suite, ["press"], scripted_factory, episodes=2, workers=0, out_dir=tmp_path)
+    assert [r.seed for r in read_records(log)] == [0, 1]
+    # Mark seed 0 as crashed (the last record of a (task, seed) wins): a resume must retry it.
+    with open(log, "a") as f:
+        f.write(EpisodeRecord(task="press", seed=0, error="browser crashed").model_dump_json() + "\n")
+    report = evaluate(pages_suite, ["press"], scripted_factory, episodes=3, workers=0, out_dir=tmp_path)
+    assert report.skipped == 1  # seed 1; seed 0 (error) and seed 2 (new) ran
+    assert sorted(r.seed for r in read_records(log)[3:]) == [0, 2]
+    assert report.episodes == 3 and report.per_task["press"].success == 1.0 and report.errors == 0
     with pytest.raises(ConfigError, match="another configuration"):
         evaluate(pages_suite, ["press"], scripted_factory, episodes=1, workers=0, out_dir=tmp_path,
                  split="train")

@@ -47,15 +47,19 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator) -> 
 @torch.inference_mode()
 def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: int | None = None,
              temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
-             use_cache: bool = True, stop_at_eos: bool = True) -> Generation:
+             use_cache: bool = True, stop_at_eos: bool = True,
+             decode_threads: int | None = None) -> Generation:
     """Continue each prompt until <|eos|> or ``max_new_tokens``. ``temperature`` 0 = greedy.
 
     ``use_cache=False`` recomputes the whole sequence at every step (slow; a reference for tests).
     ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks).
+    ``decode_threads``: torch threads for the one-token steps (their matrices are tiny, so thread
+    synchronisation costs more than it saves; 1 is fastest on small CPUs); restored afterwards.
     """
     cfg = model.cfg
     max_new = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
     was_training = model.training
+    threads = torch.get_num_threads()
     model.eval()
     try:
         batch, _ = collate(prompts, pad_left=True)
@@ -73,6 +77,8 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
         finished = [False] * B
         last_pos = positions[:, -1]
         seg = torch.full((B, 1), SEG_RESPONSE, dtype=torch.long, device=x.device)
+        if decode_threads:
+            torch.set_num_threads(decode_threads)
         for step in range(max_new):
             nxt, lp = _pick(model.logits(h, table), temperature, top_p, generator)
             for i, (t, l) in enumerate(zip(nxt.tolist(), lp.tolist())):
@@ -98,6 +104,7 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
                 h = model.decode(x, positions, key_mask, None, None)[:, -1]
         return Generation(out, lps, finished, [int(m.sum()) for m in key_mask[:, :S]])
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
 
 

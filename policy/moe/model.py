@@ -51,16 +51,19 @@ def fourier_features(v: torch.Tensor, n_freq: int) -> torch.Tensor:
     return torch.cat([ang.sin(), ang.cos()], dim=-1).flatten(-2)
 
 
-def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(head_dim: int, max_len: int, theta: float) -> torch.Tensor:
+    """Complex rotations [S, hd/2] (DeepSeek-V3 / LLaMA style: channel pairs rotate together)."""
     inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-    ang = torch.outer(torch.arange(max_len, dtype=torch.float32), inv)  # [S, hd/2]
-    return ang.cos(), ang.sin()
+    ang = torch.outer(torch.arange(max_len, dtype=torch.float32), inv)
+    return torch.polar(torch.ones_like(ang), ang)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [B, H, T, hd]; cos/sin [B, 1, T, hd/2] (rotate-half convention)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """x [..., hd] real; freqs broadcastable to [..., hd/2] complex. One complex multiply."""
+    if x.dtype != torch.float32:
+        return apply_rope(x.float(), freqs).to(x.dtype)
+    xc = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(xc * freqs).flatten(-2)
 
 
 class KVCache:
@@ -86,17 +89,22 @@ class Attention(nn.Module):
         self.wo = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x, rope=None, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0):
+        """x [B, T, D]; rope [B, T, 1, 1, hd/2] complex (None: no positions, e.g. vision layers)."""
         B, T, D = x.shape
-        q, k, v = self.wqkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # [B,H,T,hd]
+        qkv = F.linear(x, self.wqkv.weight).view(B, T, 3, self.n_heads, self.head_dim)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qkv[:, :, :2], rope)  # q and k rotated in one op: [B, T, 2, H, hd]
+            q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # [B, H, T, hd]
+        else:
+            q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
+        v = qkv[:, :, 2].transpose(1, 2)
         if cache is not None:
             s = cache.length
             cache.k[layer][:, :, s:s + T] = k
             cache.v[layer][:, :, s:s + T] = v
             k, v = cache.k[layer][:, :, :s + T], cache.v[layer][:, :, :s + T]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)  # [B,H,T,hd]
-        return self.wo(y.transpose(1, 2).reshape(B, T, D))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)  # [B, H, T, hd]
+        return F.linear(y.transpose(1, 2).reshape(B, T, D), self.wo.weight)
 
 
 class MLP(nn.Module):
@@ -108,8 +116,8 @@ class MLP(nn.Module):
         self.w2 = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x):
-        a, b = self.w13(x).chunk(2, dim=-1)
-        return self.w2(F.silu(a) * b)
+        a, b = F.linear(x, self.w13.weight).chunk(2, dim=-1)
+        return F.linear(F.silu(a) * b, self.w2.weight)
 
 
 Expert = MLP  # a routed or shared expert is a (small) SwiGLU FFN
@@ -151,7 +159,9 @@ class Gate(nn.Module):
         weights = scores.gather(1, indices)  # from the UN-biased scores
         if cfg.norm_topk:
             weights = weights / weights.sum(dim=-1, keepdim=True)
-        return weights * cfg.route_scale, indices, scores, logits
+        if cfg.route_scale != 1.0:
+            weights = weights * cfg.route_scale
+        return weights, indices, scores, logits
 
 
 class MoE(nn.Module):
@@ -165,7 +175,9 @@ class MoE(nn.Module):
         self.load_step = torch.zeros(cfg.n_routed)
         self.load_total = torch.zeros(cfg.n_routed)
         self.dropped_total = 0
-        self.aux_loss = torch.zeros(())
+        self._py_load = [0] * cfg.n_routed  # counted by the decode path, folded in lazily
+        self._zero = torch.zeros(())
+        self.aux_loss = self._zero
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T, D], token_mask [B, T] (True = a real token; pads are routed but not counted)."""
@@ -173,35 +185,56 @@ class MoE(nn.Module):
         B, T, D = x.shape
         flat = x.reshape(-1, D)  # [N, D]
         N, K, E = flat.shape[0], cfg.top_k, cfg.n_routed
+        if N * K <= 4 and cfg.capacity_factor is None and not (self.training and torch.is_grad_enabled()):
+            return self._decode(flat).view(B, T, D)
         weights, indices, scores, logits = self.gate(flat)
         y = torch.zeros_like(flat)
         dropped = 0
-        if N * K <= 4 and cfg.capacity_factor is None:
-            # decoding one token per row: skip the sort, just run the chosen experts
-            for n, experts in enumerate(indices.tolist()):
-                xn = flat[n:n + 1]
-                for k, e in enumerate(experts):
-                    y[n:n + 1] += self.experts[e](xn) * weights[n, k].to(flat.dtype)
-        else:
-            order = indices.reshape(-1).argsort(stable=True)  # assignments grouped by expert, token order kept
-            counts = torch.bincount(indices.reshape(-1), minlength=E).tolist()
-            capacity = math.ceil(cfg.capacity_factor * N * K / E) if cfg.capacity_factor else None
-            start = 0
-            for e, c in enumerate(counts):
-                if c == 0:
-                    continue
-                sel = order[start:start + c]
-                start += c
-                if capacity is not None and c > capacity:  # Switch-style: the overflow skips the layer
-                    dropped += c - capacity
-                    sel = sel[:capacity]
-                tok, slot = sel // K, sel % K
-                w = weights[tok, slot].unsqueeze(-1).to(flat.dtype)
-                y.index_add_(0, tok, self.experts[e](flat[tok]) * w)
+        order = indices.reshape(-1).argsort(stable=True)  # assignments grouped by expert, token order kept
+        counts = torch.bincount(indices.reshape(-1), minlength=E).tolist()
+        capacity = math.ceil(cfg.capacity_factor * N * K / E) if cfg.capacity_factor else None
+        start = 0
+        for e, c in enumerate(counts):
+            if c == 0:
+                continue
+            sel = order[start:start + c]
+            start += c
+            if capacity is not None and c > capacity:  # Switch-style: the overflow skips the layer
+                dropped += c - capacity
+                sel = sel[:capacity]
+            tok, slot = sel // K, sel % K
+            w = weights[tok, slot].unsqueeze(-1).to(flat.dtype)
+            y.index_add_(0, tok, self.experts[e](flat[tok]) * w)
         if self.shared is not None:
             y = y + self.shared(flat)
         self._record(indices, scores, logits, token_mask, B, T, dropped)
         return y.view(B, T, D)
+
+    def _decode(self, flat: torch.Tensor) -> torch.Tensor:
+        """A few tokens (one per row while generating): no sort, no module calls, one sync.
+        Same arithmetic as the batched path; load is counted in Python (pads included)."""
+        weights, indices, _, _ = self.gate(flat)
+        y = self.shared(flat) if self.shared is not None else torch.zeros_like(flat)
+        rows = []
+        for n, (experts, ws) in enumerate(zip(indices.tolist(), weights.tolist())):
+            xn = flat[n:n + 1]
+            yn = y[n:n + 1]
+            for e, w in zip(experts, ws):
+                ex = self.experts[e]
+                a, b = F.linear(xn, ex.w13.weight).chunk(2, dim=-1)
+                yn = yn + F.linear(F.silu(a) * b, ex.w2.weight) * w
+                self._py_load[e] += 1
+            rows.append(yn)
+        y = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
+        self.aux_loss = self._zero
+        return y
+
+    def _fold_py_load(self) -> None:
+        if any(self._py_load):
+            load = torch.tensor(self._py_load, dtype=self.load_total.dtype)
+            self.load_total += load
+            self.load_step += load
+            self._py_load = [0] * self.cfg.n_routed
 
     @torch.no_grad()
     def _count(self, indices: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
@@ -216,7 +249,7 @@ class MoE(nn.Module):
         self.load_total += load
         self.dropped_total += dropped
         if not (self.training and torch.is_grad_enabled()):
-            self.aux_loss = torch.zeros((), device=scores.device)
+            self.aux_loss = self._zero
             return
         E, K = cfg.n_routed, cfg.top_k
         m = (torch.ones(B * T, device=scores.device) if valid is None else valid.float())  # [N]
@@ -245,12 +278,14 @@ class MoE(nn.Module):
     def update_bias(self, gamma: float | None = None) -> None:
         """The sign rule: b_i -= gamma if expert i got more than the mean load, += if less."""
         gamma = self.cfg.bias_update_speed if gamma is None else gamma
+        self._fold_py_load()
         load = self.load_step
         if self.cfg.balance == "aux_free" and not self.gate.bias_frozen and load.sum() > 0:
             self.gate.bias += gamma * torch.sign(load.mean() - load).to(self.gate.bias)
         self.load_step = torch.zeros_like(load)
 
     def stats(self) -> RoutingStats:
+        self._fold_py_load()
         load = self.load_total
         total = float(load.sum())
         mean = total / len(load) if total else 0.0
@@ -264,6 +299,7 @@ class MoE(nn.Module):
         self.load_total = torch.zeros_like(self.load_total)
         self.load_step = torch.zeros_like(self.load_step)
         self.dropped_total = 0
+        self._py_load = [0] * self.cfg.n_routed
 
 
 class Block(nn.Module):
@@ -337,9 +373,8 @@ class MoEModel(nn.Module):
         self.layers = nn.ModuleList(Block(cfg, i, moe=i >= cfg.first_k_dense) for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_freqs", rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta),
+                             persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("wo.weight") or name.endswith("w2.weight"):
@@ -389,7 +424,7 @@ class MoEModel(nn.Module):
         S = start + T
         if S > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {S} tokens exceeds max_seq_len {self.cfg.max_seq_len}")
-        rope = (self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1))
+        rope = self.rope_freqs[positions][:, :, None, None]  # [B, T, 1, 1, hd/2] complex
         mask, is_causal = None, False
         if key_mask is not None and not bool(key_mask.all()):
             q_pos = torch.arange(start, S, device=x.device)

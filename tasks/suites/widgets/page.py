@@ -107,8 +107,9 @@ class PageBuilder:
     def filler(self) -> str:
         """A tall block that pushes the task below the fold."""
         h = self.rng.randint(self.viewport[1] // 2, self.viewport[1] + 200)
-        return (f'<div class="block" style="min-height:{h}px"><h2>{escape(self.label())}</h2>'
-                f'<p class="muted">{escape(self.rng.choice(P.FILLER))}</p></div>')
+        paras = "".join(f'<p class="muted">{escape(self.rng.choice(P.FILLER))} {escape(self.rng.choice(P.FILLER))}</p>'
+                        for _ in range(self.rng.randint(2, 6)))
+        return f'<div class="block" style="min-height:{h}px"><h2>{escape(self.label())}</h2>{paras}</div>'
 
     def layout(self, task_html: str) -> tuple[str, str]:
         """Place the task block among distractors; returns (body html, layout name)."""

@@ -55,7 +55,7 @@ class Style:
 * {{ box-sizing: border-box; }}
 html, body {{ margin: 0; padding: 0; overscroll-behavior: none; }}  /* no swipe-back on sideways wheels */
 body {{ font-family: "{self.font}"; font-size: {self.font_size}px; background: {self.bg}; color: {self.fg};
-  line-height: 1.4; overflow-wrap: anywhere; }}
+  line-height: 1.4; overflow-wrap: break-word; }}
 header.site {{ display: flex; flex-wrap: wrap; gap: {g}px; align-items: center; padding: {g}px {2 * g}px;
   border-bottom: 1px solid {self.border}; background: {self.surface}; }}
 header.site .brand {{ font-weight: bold; margin-right: {2 * g}px; }}
@@ -99,6 +99,7 @@ input[type=checkbox], input[type=radio] {{ width: 1.1em; height: 1.1em; vertical
 .dialog {{ background: {self.surface}; border: 1px solid {self.border}; border-radius: {r}px; padding: {2 * g}px;
   max-width: 90vw; width: 360px; }}
 table {{ border-collapse: collapse; width: 100%; }}
+td:nth-child(n+3) {{ white-space: nowrap; }}
 th, td {{ border-bottom: 1px solid {self.border}; padding: {g // 2 + 2}px; text-align: left; }}
 .table-wrap {{ overflow-x: auto; }}
 .scroll-list {{ overflow-y: auto; border: 1px solid {self.border}; border-radius: {r}px; padding: 0; margin: 0;

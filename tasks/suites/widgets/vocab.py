@@ -102,10 +102,13 @@ class Vocabulary:
         first = {"n": "nouns", "an": "adjectives", "vn": "verbs", "nn": "nouns"}[shape]
         # a novel label puts its held-out word in a random position
         novel_pos = rng.randrange(len(shape)) if novel else -1
-        parts = []
+        parts: list[str] = []
         for i, ch in enumerate(shape):
             kind = first if i == 0 else "nouns"
-            parts.append(self.word(rng, kind, split, novel=(i == novel_pos)))
+            w = self.word(rng, kind, split, novel=(i == novel_pos))
+            while w in parts:  # no "Pilot pilot"
+                w = self.word(rng, kind, split)
+            parts.append(w)
         text = " ".join(parts)
         return text[0].upper() + text[1:]
 

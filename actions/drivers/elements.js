@@ -1,0 +1,306 @@
+// galago's page-side element extractor. browser.py passes this whole file to page.evaluate as one
+// function, so a capture costs one round trip. It returns the observed area (viewport CSS px), the
+// scroll offset (CDP screenshot clips are in document coordinates) and the visible elements in
+// reading order with boxes relative to the area. Pure DOM reads: it never changes the page.
+({selector, maxElements, maxText}) => {
+  const MAX_NODES = 30000;  // bound the walk on huge pages; capture must stay fast
+  const STRONG_TAGS = new Set(["A", "BUTTON", "INPUT", "TEXTAREA", "SELECT", "SUMMARY"]);
+  const ROLES = new Set(["button", "link", "checkbox", "radio", "tab", "menuitem", "menuitemcheckbox",
+    "menuitemradio", "option", "slider", "switch", "combobox", "textbox", "searchbox", "treeitem",
+    "spinbutton"]);
+  const SKIP = new Set(["SCRIPT", "STYLE", "NOSCRIPT", "TEMPLATE", "HEAD", "META", "LINK", "TITLE", "svg",
+    "BR", "HR", "DATALIST"]);
+  // Inline formatting that belongs to the surrounding text, not an element of its own.
+  const INLINE = new Set(["B", "I", "EM", "STRONG", "SPAN", "CODE", "SMALL", "SUP", "SUB", "MARK", "U", "S",
+    "ABBR", "Q", "KBD", "TIME", "BR", "WBR", "FONT"]);
+  const HEADINGS = new Set(["H1", "H2", "H3", "H4", "H5", "H6"]);
+  const NATIVE_CONTROLS = "input:not([type=hidden]),textarea,select,button,a[href]";
+
+  let area;
+  if (selector) {
+    const el = document.querySelector(selector);
+    if (!el) return {error: `no element matches the observed-area selector ${JSON.stringify(selector)}`};
+    const r = el.getBoundingClientRect();
+    area = {x: r.left, y: r.top, width: r.width, height: r.height};
+  } else {
+    area = {x: 0, y: 0, width: window.innerWidth, height: window.innerHeight};
+  }
+  const vv = window.visualViewport;
+  const scroll = {x: vv ? vv.pageLeft : window.scrollX, y: vv ? vv.pageTop : window.scrollY};
+
+  const clean = (s) => (s || "").replace(/\s+/g, " ").trim();
+  const clip = (s) => { s = clean(s); return s.length > maxText ? s.slice(0, maxText - 1) + "\u2026" : s; };
+
+  const deepActive = () => {
+    let a = document.activeElement;
+    while (a) {
+      if (a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+      else if (a.tagName === "IFRAME") {
+        try { const d = a.contentDocument; if (d && d.activeElement && d.activeElement !== d.body) { a = d.activeElement; continue; } } catch (e) {}
+        break;
+      } else break;
+    }
+    return a;
+  };
+  const active = deepActive();
+
+  const cssPath = (el) => {
+    const parts = [];
+    for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+      if (n.id && /^[A-Za-z][\w-]*$/.test(n.id)) { parts.unshift("#" + n.id); break; }
+      let i = 1;
+      for (let s = n.previousElementSibling; s; s = s.previousElementSibling) if (s.tagName === n.tagName) i++;
+      parts.unshift(n.tagName.toLowerCase() + (i > 1 ? `:nth-of-type(${i})` : ""));
+    }
+    return parts.join(" > ");
+  };
+
+  const role = (el) => {
+    const r = (el.getAttribute("role") || "").trim().split(/\s+/)[0];
+    if (r) return r;
+    const t = el.tagName;
+    if (t === "A") return "link";
+    if (t === "BUTTON" || t === "SUMMARY") return "button";
+    if (t === "TEXTAREA") return "textbox";
+    if (t === "SELECT") return (el.multiple || el.size > 1) ? "listbox" : "combobox";
+    if (t === "OPTION") return "option";
+    if (t === "LABEL") return "label";
+    if (t === "IMG") return "image";
+    if (HEADINGS.has(t)) return "heading";
+    if (t === "INPUT") {
+      const ty = (el.type || "text").toLowerCase();
+      if (ty === "checkbox" || ty === "radio") return ty;
+      if (ty === "range") return "slider";
+      if (["submit", "button", "reset", "image"].includes(ty)) return "button";
+      if (ty === "file") return "button";
+      return "textbox";
+    }
+    if (el.isContentEditable) return "textbox";
+    return "clickable";
+  };
+
+  const labelOf = (el) => {
+    const aria = el.getAttribute("aria-label");
+    if (aria) return aria;
+    const by = el.getAttribute("aria-labelledby");
+    if (by) {
+      const t = by.split(/\s+/).map((id) => { const n = el.getRootNode().getElementById?.(id); return n ? n.textContent : ""; }).join(" ");
+      if (clean(t)) return t;
+    }
+    if (el.labels && el.labels.length) return Array.from(el.labels).map((l) => l.innerText).join(" ");
+    return "";
+  };
+
+  const textOf = (el, r) => {
+    const t = el.tagName;
+    if (t === "INPUT") {
+      const ty = (el.type || "text").toLowerCase();
+      if (["submit", "button", "reset"].includes(ty)) return el.value || labelOf(el) || ty;
+      return labelOf(el) || el.placeholder || el.title || el.name || "";
+    }
+    if (t === "TEXTAREA") return labelOf(el) || el.placeholder || el.title || "";
+    if (t === "SELECT") return labelOf(el) || el.title || el.name || "";
+    if (t === "IMG") return el.alt || el.title || "";
+    if (el.isContentEditable && r === "textbox") return labelOf(el) || el.getAttribute("placeholder") || "";
+    return labelOf(el) || el.innerText || el.title || el.value || "";
+  };
+
+  const valueOf = (el) => {
+    const t = el.tagName;
+    if (t === "SELECT") { const o = el.selectedOptions; return o && o.length ? Array.from(o).map((x) => x.text).join(", ") : ""; }
+    if (t === "INPUT") {
+      const ty = (el.type || "text").toLowerCase();
+      if (["checkbox", "radio", "submit", "button", "reset", "image", "file"].includes(ty)) return "";
+      return ty === "password" ? "\u2022".repeat(Math.min(el.value.length, 16)) : el.value;  // never leak secrets
+    }
+    if (t === "TEXTAREA") return el.value;
+    if (el.getAttribute("role") === "slider") return el.getAttribute("aria-valuenow") || "";
+    if (el.isContentEditable) return el.innerText;
+    return "";
+  };
+
+  const checkedOf = (el) => {
+    if (el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio")) return el.checked;
+    if (el.tagName === "OPTION") return el.selected;
+    const a = el.getAttribute("aria-checked") ?? el.getAttribute("aria-selected") ?? el.getAttribute("aria-pressed");
+    if (a === "true" || a === "mixed") return true;
+    if (a === "false") return false;
+    if (el.tagName === "DETAILS") return el.open;
+    return null;
+  };
+
+  const classify = (el, style) => {
+    const t = el.tagName;
+    if (t === "INPUT") return el.type === "hidden" ? null : "strong";
+    if (t === "A") return el.hasAttribute("href") || el.hasAttribute("onclick") ? "strong" : null;
+    if (STRONG_TAGS.has(t)) return "strong";
+    const r = el.getAttribute("role");
+    if (r && ROLES.has(r)) return "strong";
+    if (el.isContentEditable && (!el.parentElement || !el.parentElement.isContentEditable)) return "strong";
+    if (t === "LABEL" || el.hasAttribute("onclick") || typeof el.onclick === "function") return "weak";
+    if (style.cursor === "pointer" && !(el.parentElement && getComputedStyle(el.parentElement).cursor === "pointer")) return "weak";
+    return null;
+  };
+
+  const found = [];
+  let visited = 0;
+
+  // The visible part of a rect inside the area (and inside its frame's clip), in viewport px.
+  const visibleBox = (r, ox, oy, frameClip) => {
+    let x1 = Math.max(r.left + ox, area.x, frameClip.x1), y1 = Math.max(r.top + oy, area.y, frameClip.y1);
+    let x2 = Math.min(r.right + ox, area.x + area.width, frameClip.x2, window.innerWidth);
+    let y2 = Math.min(r.bottom + oy, area.y + area.height, frameClip.y2, window.innerHeight);
+    if (x2 - x1 < 1 || y2 - y1 < 1) return null;
+    return {x1, y1, x2, y2};
+  };
+
+  // Is el what a user would hit at the centre of its visible box? (drops occluded elements)
+  const onTop = (el, box, ox, oy, frameEl, interactive) => {
+    const cx = (box.x1 + box.x2) / 2, cy = (box.y1 + box.y2) / 2;
+    if (frameEl) {
+      if (document.elementFromPoint(cx, cy) !== frameEl) return false;
+    }
+    const root = el.getRootNode();
+    const hit = (root.elementFromPoint ? root : el.ownerDocument).elementFromPoint(cx - ox, cy - oy);
+    if (!hit) return false;
+    if (hit === el || el.contains(hit)) return true;
+    const lab = hit.closest && hit.closest("label");
+    if (lab && lab.control === el) return true;
+    // Text under pointer-events:none still reads as text; a control there could not be clicked.
+    if (!interactive && hit.contains(el)) return true;
+    return false;
+  };
+
+  const emit = (el, kind, ox, oy, frameClip, frameEl, textOverride) => {
+    if (!el.checkVisibility({opacityProperty: true, visibilityProperty: true})) return;
+    const r = el.getBoundingClientRect();
+    const box = visibleBox(r, ox, oy, frameClip);
+    if (!box) return;
+    const interactive = kind !== "text";
+    if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
+    const rl = interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
+    const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
+    if (!interactive && !text) return;
+    found.push({
+      role: rl, text, tag: el.tagName.toLowerCase(),
+      box: [box.x1 - area.x, box.y1 - area.y, box.x2 - box.x1, box.y2 - box.y1],
+      value: interactive ? clip(valueOf(el)) : "",
+      checked: interactive ? checkedOf(el) : null,
+      disabled: interactive ? !!(el.disabled || el.getAttribute("aria-disabled") === "true") : false,
+      focused: el === active,
+      interactive,
+      selector: (frameEl ? cssPath(frameEl) + " >>> " : "") + (el.getRootNode() instanceof ShadowRoot ? cssPath(el.getRootNode().host) + " >>> " : "") + cssPath(el),
+    });
+  };
+
+  const directText = (el) => {
+    let s = "";
+    for (const n of el.childNodes) if (n.nodeType === 3) s += n.data + " ";
+    return clean(s);
+  };
+  const onlyInline = (el) => {
+    for (const c of el.children) {
+      if (!INLINE.has(c.tagName) || c.children.length && !onlyInline(c)) return false;
+      if (c.matches(NATIVE_CONTROLS) || c.hasAttribute("onclick") || c.hasAttribute("role")) return false;
+    }
+    return true;
+  };
+
+  const children = (el) => {
+    if (el.shadowRoot) return Array.from(el.shadowRoot.children);
+    if (el.tagName === "SLOT") { const a = el.assignedElements({flatten: true}); return a.length ? a : Array.from(el.children); }
+    return Array.from(el.children);
+  };
+
+  const visit = (el, ox, oy, frameClip, frameEl) => {
+    if (++visited > MAX_NODES || SKIP.has(el.tagName)) return;
+    const style = getComputedStyle(el);
+    if (style.display === "none") return;
+    if (el.tagName === "IFRAME") {
+      let doc = null;
+      try { doc = el.contentDocument; } catch (e) {}  // cross-origin frames are opaque: skip them
+      if (doc && doc.body) {
+        const r = el.getBoundingClientRect();
+        const fx = ox + r.left + el.clientLeft, fy = oy + r.top + el.clientTop;
+        const clipBox = {x1: Math.max(frameClip.x1, fx), y1: Math.max(frameClip.y1, fy),
+          x2: Math.min(frameClip.x2, fx + el.clientWidth), y2: Math.min(frameClip.y2, fy + el.clientHeight)};
+        visit(doc.body, fx, fy, clipBox, frameEl || el);
+      }
+      return;
+    }
+    // Descendants of a scroll/clip container are only visible inside its padding box.
+    if (style.overflowX !== "visible" || style.overflowY !== "visible") {
+      if (el !== document.body && el !== document.documentElement) {
+        const r = el.getBoundingClientRect();
+        const x1 = ox + r.left + el.clientLeft, y1 = oy + r.top + el.clientTop;
+        frameClip = {x1: Math.max(frameClip.x1, x1), y1: Math.max(frameClip.y1, y1),
+          x2: Math.min(frameClip.x2, x1 + el.clientWidth), y2: Math.min(frameClip.y2, y1 + el.clientHeight)};
+      }
+    }
+    const kind = classify(el, style);
+    if (kind === "strong") {
+      const r = el.getAttribute("role");
+      // An ARIA wrapper around native controls (combobox > input): the controls are what gets used.
+      if (r && !STRONG_TAGS.has(el.tagName) && el.querySelector(NATIVE_CONTROLS)) {
+        for (const c of children(el)) visit(c, ox, oy, frameClip, frameEl);
+        return;
+      }
+      emit(el, "control", ox, oy, frameClip, frameEl);
+      if (el.tagName === "SELECT" && (el.multiple || el.size > 1)) {
+        for (const o of el.options) emit(o, "control", ox, oy, frameClip, frameEl, o.text);
+      }
+      return;
+    }
+    if (kind === "weak") {
+      if (el.querySelector(NATIVE_CONTROLS) || el.shadowRoot) {
+        // A label or clickable wrapper around real controls: list the controls, keep its own text.
+        const t = directText(el);
+        if (t) emit(el, "text", ox, oy, frameClip, frameEl, t);
+        for (const c of children(el)) visit(c, ox, oy, frameClip, frameEl);
+        return;
+      }
+      emit(el, "control", ox, oy, frameClip, frameEl);
+      return;
+    }
+    if (el.tagName === "IMG") { if (el.alt) emit(el, "text", ox, oy, frameClip, frameEl, el.alt); return; }
+    const t = directText(el);
+    if (t) {
+      if (!el.shadowRoot && onlyInline(el)) { emit(el, "text", ox, oy, frameClip, frameEl, el.innerText); return; }
+      emit(el, "text", ox, oy, frameClip, frameEl, t);
+    }
+    for (const c of children(el)) visit(c, ox, oy, frameClip, frameEl);
+  };
+
+  const fullClip = {x1: -1e9, y1: -1e9, x2: 1e9, y2: 1e9};
+  if (document.body) visit(document.body, 0, 0, fullClip, null);
+
+  // Reading order: rows top to bottom (elements whose tops are within half a height share a row),
+  // left to right inside a row.
+  found.sort((a, b) => a.box[1] - b.box[1] || a.box[0] - b.box[0]);
+  const rows = [];
+  for (const e of found) {
+    const row = rows[rows.length - 1];
+    if (row && e.box[1] - row.top <= Math.max(4, Math.min(row.h, e.box[3]) / 2)) row.items.push(e);
+    else rows.push({top: e.box[1], h: e.box[3], items: [e]});
+  }
+  let ordered = [];
+  for (const row of rows) ordered.push(...row.items.sort((a, b) => a.box[0] - b.box[0]));
+
+  const total = ordered.length;
+  if (ordered.length > maxElements) {
+    // Over the cap, controls win over text (a policy can act on them); reading order is kept.
+    const nInteractive = ordered.filter((e) => e.interactive).length;
+    let textBudget = Math.max(0, maxElements - nInteractive), kept = 0;
+    ordered = ordered.filter((e) => {
+      if (kept >= maxElements) return false;
+      if (!e.interactive) { if (textBudget <= 0) return false; textBudget--; }
+      kept++;
+      return true;
+    });
+  }
+  ordered.forEach((e, i) => {
+    e.index = i;
+    e.box = e.box.map((v) => Math.round(v * 10) / 10);
+  });
+  return {area, scroll, elements: ordered, total, title: document.title, visited, dpr: window.devicePixelRatio};
+}

@@ -1,0 +1,344 @@
+"""Oracle teachers for the first 28 tasks of the WebGUM-56 set (book-flight .. click-test-2).
+
+Each oracle re-reads the page at every step and returns one action; see oracle.py for the rules.
+"""
+from __future__ import annotations
+
+import colorsys
+import re
+from datetime import date
+
+from tasks.suites.miniwob.oracle import OracleContext, OracleError, oracle
+
+SUBMIT = "Submit"
+
+
+def _submit(ctx: OracleContext, label: str = "Submit", selector: str = "button"):
+    return f'Everything asked for is done; click "{label}".', ctx.click(ctx.find_text(label, selector))
+
+
+# -- single clicks ---------------------------------------------------------------------------
+
+
+@oracle("click-test")
+def click_test(ctx: OracleContext):
+    return 'Click the "Click Me!" button, as asked.', ctx.click("#subbtn")
+
+
+@oracle("click-test-2")
+def click_test_2(ctx: OracleContext):
+    return 'The instruction asks for button ONE; click it.', ctx.click(ctx.find_text("ONE", "button"))
+
+
+@oracle("click-button")
+def click_button(ctx: OracleContext):
+    target = ctx.quoted()[0]
+    return (f'The button labelled "{target}" matches the instruction; click it.',
+            ctx.click(ctx.find_text(target, "#area button")))
+
+
+@oracle("click-button-sequence")
+def click_button_sequence(ctx: OracleContext):
+    if ctx.step == 0:
+        return 'Click button ONE first, as the instruction says.', ctx.click("#subbtn")
+    return 'Button ONE is done; now click button TWO.', ctx.click("#subbtn2")
+
+
+@oracle("click-link")
+def click_link(ctx: OracleContext):
+    target = ctx.quoted()[0]
+    return f'The link "{target}" is in the text; click it.', ctx.click(ctx.find_text(target, "#area .alink"))
+
+
+@oracle("click-dialog")
+def click_dialog(ctx: OracleContext):
+    return ('The dialog has a close "x" in its title bar; click it.',
+            ctx.click(".ui-dialog-titlebar-close"))
+
+
+@oracle("click-dialog-2")
+def click_dialog_2(ctx: OracleContext):
+    target = ctx.quoted()[0]
+    if target == "x":
+        return 'The "x" in the dialog title bar is the button asked for; click it.', ctx.click(
+            ".ui-dialog-titlebar-close")
+    return (f'The dialog button "{target}" is the one asked for; click it.',
+            ctx.click(ctx.find_text(target, ".ui-dialog-buttonpane button")))
+
+
+@oracle("click-color")
+def click_color(ctx: OracleContext):
+    # the instruction (core.getUtterance) names the colour; the query may show it as a swatch
+    m = re.search(r"Click on the (.+?) colored box", ctx.instruction)
+    if not m:
+        raise OracleError(f"click-color: cannot read a colour from {ctx.instruction!r}")
+    color = m.group(1).strip()
+    boxes = ctx.page.query_selector_all("#area .color")
+    want = _rgb(ctx, color)
+    for b in boxes:
+        if ctx.js("(e) => getComputedStyle(e).backgroundColor", b) == want:
+            return f"The {color} box is the one asked for; click it.", ctx.click(b)
+    raise OracleError(f"click-color: no box of colour {color!r}")
+
+
+def _rgb(ctx: OracleContext, css_color: str) -> str:
+    """A CSS colour name as the browser computes it (e.g. 'rgb(255, 0, 0)')."""
+    return ctx.js("(c) => { const d = document.createElement('div'); d.style.color = c;"
+                  " document.body.appendChild(d); const v = getComputedStyle(d).color; d.remove(); return v; }",
+                  css_color)
+
+
+SHAPE_TAGS = {"rect": "rectangle", "circle": "circle", "polygon": "triangle"}
+SHAPE_COLORS = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
+
+
+@oracle("click-shape")
+def click_shape(ctx: OracleContext):
+    words = ctx.instruction.removeprefix("Click on a").split()
+    size = words.pop(0) if words and words[0] in ("large", "small") else ""
+    color = words.pop(0) if words and words[0] in SHAPE_COLORS else ""
+    what = " ".join(words)
+    items = ctx.js("""() => [...document.querySelectorAll('#area_svg > *')].map((e, i) => {
+        const b = e.getBBox();
+        return {i, tag: e.tagName, fill: e.getAttribute('fill'), text: e.textContent, w: b.width, h: b.height,
+                fs: parseFloat(e.getAttribute('font-size') || '0')}; })""")
+    handles = ctx.page.query_selector_all("#area_svg > *")
+    for it in items:
+        if it["tag"] == "text":
+            kind = "digit" if it["text"].isdigit() else "letter"
+            text, big = it["text"], it["fs"] >= 15
+        else:
+            kind, text, big = "shape", SHAPE_TAGS.get(it["tag"], it["tag"]), max(it["w"], it["h"]) >= 15
+        if size and (("large" if big else "small") != size):
+            continue
+        if color and it["fill"] != color:
+            continue
+        if what != "item" and what not in (kind, text):
+            continue
+        desc = " ".join(p for p in (size, color, what if what != "item" else "") if p) or "item"
+        return f"This is a {desc} as described; click it.", ctx.click(handles[it["i"]])
+    raise OracleError(f"click-shape: nothing matches {ctx.instruction!r}")
+
+
+# -- checkbox / radio forms -------------------------------------------------------------------
+
+
+def _checkbox_state(ctx: OracleContext) -> list[dict]:
+    return ctx.js("""() => [...document.querySelectorAll('#area input[type=checkbox], #area input[type=radio]')]
+        .map((e, i) => ({i, label: e.parentElement.textContent.trim(), checked: e.checked}))""")
+
+
+def _toggle_to(ctx: OracleContext, wanted: set[str], describe: str):
+    """Check the boxes whose label is in ``wanted`` and uncheck the rest, one click a step."""
+    handles = ctx.page.query_selector_all("#area input[type=checkbox], #area input[type=radio]")
+    for it in _checkbox_state(ctx):
+        if (it["label"] in wanted) != it["checked"]:
+            verb = "Check" if not it["checked"] else "Uncheck"
+            return f'{verb} "{it["label"]}": {describe}.', ctx.click(handles[it["i"]])
+    return _submit(ctx)
+
+
+def _select_list(instruction: str) -> set[str]:
+    m = re.match(r"Select (.*) and click Submit\.", instruction)
+    if not m:
+        raise OracleError(f"cannot read the items to select from {instruction!r}")
+    body = m.group(1).removeprefix("words similar to ")
+    return set() if body == "nothing" else {w.strip() for w in body.split(",")}
+
+
+@oracle("click-checkboxes", "click-checkboxes-large", "click-checkboxes-transfer")
+def click_checkboxes(ctx: OracleContext):
+    wanted = _select_list(ctx.instruction)
+    return _toggle_to(ctx, wanted, "the instruction lists exactly these")
+
+
+@oracle("click-checkboxes-soft")
+def click_checkboxes_soft(ctx: OracleContext):
+    words = _select_list(ctx.instruction)
+    groups = ctx.js("() => SYNONYMS")  # the task's synonym table stands in for world knowledge
+    labels = {it["label"] for it in _checkbox_state(ctx)}
+    wanted = {lab for lab in labels for g in groups if lab in g and words & set(g)}
+    return _toggle_to(ctx, wanted, "the word means the same as one in the instruction")
+
+
+@oracle("click-option")
+def click_option(ctx: OracleContext):
+    (target,) = _select_list(ctx.instruction)
+    return _toggle_to(ctx, {target}, "it is the option asked for")
+
+
+# -- tabs, collapsibles, menus ----------------------------------------------------------------
+
+
+@oracle("click-tab")
+def click_tab(ctx: OracleContext):
+    m = re.search(r"Tab #(\d)", ctx.instruction)
+    name = f"Tab #{m.group(1)}"
+    return f'Click "{name}", the tab asked for.', ctx.click(ctx.find_text(name, "#area ul a"))
+
+
+@oracle("click-tab-2", "click-tab-2-hard", max_steps=12)
+def click_tab_2(ctx: OracleContext):
+    target = ctx.quoted()[0]
+    visible = ctx.find_all_text(target, "#area .alink")
+    if visible:
+        return f'The link "{target}" is on this tab; click it.', ctx.click(visible[0])
+    # the link is on another tab: open the first tab whose (hidden) panel holds it
+    tabs = ctx.js("""(t) => [...document.querySelectorAll('#area ul a')].map(a => {
+        const panel = document.querySelector(a.getAttribute('href'));
+        const has = [...panel.querySelectorAll('.alink')].some(s => s.textContent === t);
+        return {name: a.textContent.trim(), has}; })""", target)
+    for i, tab in enumerate(tabs):
+        if tab["has"]:
+            handle = ctx.page.query_selector_all("#area ul a")[i]
+            return (f'"{target}" is not on this tab; open tab "{tab["name"]}" to look for it.', ctx.click(handle))
+    raise OracleError(f"click-tab-2: no tab holds {target!r}")
+
+
+@oracle("click-collapsible")
+def click_collapsible(ctx: OracleContext):
+    if ctx.animating():
+        return "The section is still opening; wait for it.", ctx.wait(0.4)
+    if not ctx.js("() => $('.ui-accordion-content:visible').length === 1"):
+        return "The section is collapsed; click its header to expand it.", ctx.click("#area h3")
+    return 'The section is expanded; click "Submit".', ctx.click("#subbtn")
+
+
+@oracle("click-collapsible-2", max_steps=12)
+def click_collapsible_2(ctx: OracleContext):
+    if ctx.animating():
+        return "A section is still opening; wait for it.", ctx.wait(0.4)
+    target = ctx.quoted()[0]
+    visible = [b for b in ctx.find_all_text(target, "#area .alink") if ctx.visible(b)]
+    if visible:
+        return f'The link "{target}" is visible; click it.', ctx.click(visible[0])
+    found = ctx.js("""(t) => { const hs = [...document.querySelectorAll('#area h3')];
+        for (let i = 0; i < hs.length; i++) {
+          const panel = hs[i].nextElementSibling;
+          if ([...panel.querySelectorAll('.alink')].some(s => s.textContent === t))
+            return {i, open: getComputedStyle(panel).display !== 'none', name: hs[i].textContent.trim()};
+        } return null; }""", target)
+    if found is None:
+        raise OracleError(f"click-collapsible-2: no section holds {target!r}")
+    header = ctx.page.query_selector_all("#area h3")[found["i"]]
+    if not found["open"]:
+        return f'"{target}" is not visible; expand "{found["name"]}" to look for it.', ctx.click(header)
+    link = ctx.page.query_selector_all("#area .alink")
+    scroll = ctx.reveal(next(h for h in link if h.text_content() == target and h.is_visible()))
+    if scroll is not None:
+        return f'"{target}" is below the visible part of the section; scroll to it.', scroll
+    raise OracleError(f"click-collapsible-2: {target!r} is open but not visible")
+
+
+@oracle("click-menu", max_steps=12)
+def click_menu(ctx: OracleContext):
+    path = ctx.instruction.removeprefix("Select ").split(">")
+    for depth, name in enumerate(path):
+        # the menu item of this level: its <div> label, among the visible items of the open menu
+        boxes = [b for b in ctx.find_all_text(name, "#area li > div") if ctx.visible(b)]
+        if not boxes:
+            raise OracleError(f"click-menu: item {name!r} is not visible")
+        if depth == len(path) - 1:
+            return f'"{name}" is the item asked for; click it.', ctx.click(boxes[0])
+        opened = ctx.js("""(n) => { const li = [...document.querySelectorAll('#area li')].find(
+                l => l.firstElementChild && l.firstElementChild.textContent === n);
+            const sub = li && li.querySelector(':scope > ul');
+            return !!sub && getComputedStyle(sub).display !== 'none'; }""", name)
+        if not opened:
+            return f'Hover "{name}" to open its submenu on the way to "{path[-1]}".', ctx.hover(boxes[0])
+    raise OracleError("click-menu: empty path")
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+
+@oracle("choose-list")
+def choose_list(ctx: OracleContext):
+    m = re.match(r"Select (.*) from the list and click Submit\.", ctx.instruction)
+    if not m:
+        raise OracleError(f"choose-list: cannot read {ctx.instruction!r}")
+    want = m.group(1)
+    current = ctx.js("() => { const s = document.querySelector('#options'); return s.options[s.selectedIndex].text; }")
+    if current != want:
+        return f'Choose "{want}" in the drop-down list.', ctx.select("#options", want)
+    return _submit(ctx)
+
+
+_OPTIONS_JS = "() => [...document.querySelectorAll('#options option')].map(o => [o.textContent, o.selected])"
+
+
+@oracle("click-scroll-list", max_steps=20)
+def click_scroll_list(ctx: OracleContext):
+    m = re.match(r"Select (.*) from the scroll list and click Submit\.", ctx.instruction)
+    if not m:
+        raise OracleError(f"click-scroll-list: cannot read {ctx.instruction!r}")
+    wanted = [w.strip() for w in m.group(1).split(",")]
+    options = ctx.js(_OPTIONS_JS)
+    names = [o[0] for o in options]
+    selected = {o[0] for o in options if o[1]}
+    if selected == set(wanted):
+        return _submit(ctx)
+    first = wanted[0]
+    if first not in selected or "focus" not in ctx.memory:
+        # a plain click selects the first item alone (and puts the keyboard focus on it)
+        handle = ctx.page.query_selector_all("#options option")[names.index(first)]
+        scroll = ctx.reveal(handle)
+        if scroll is not None:
+            return f'"{first}" is hidden in the list; scroll the list to it.', scroll
+        ctx.memory["focus"] = names.index(first)
+        return f'Click "{first}" in the list to select it.', ctx.click(handle)
+    # further items: Ctrl+arrows move the focus without touching the selection, Ctrl+Space adds
+    nxt = next(w for w in wanted if w not in selected)
+    i, j = ctx.memory["focus"], names.index(nxt)
+    if i == j:
+        return f'The focus is on "{nxt}"; press Ctrl+Space to add it to the selection.', ctx.hotkey("ctrl", "space")
+    ctx.memory["focus"] = i + (1 if j > i else -1)
+    key = "down" if j > i else "up"
+    return (f'Move the list focus {key} towards "{nxt}" with Ctrl+{key.capitalize()}, keeping the selection.',
+            ctx.hotkey("ctrl", key))
+
+
+# -- date picker ------------------------------------------------------------------------------
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+
+
+def _date_from(text: str) -> date:
+    m = re.search(r"(\d{2})/(\d{2})/(\d{4})", text)
+    if not m:
+        raise OracleError(f"no MM/DD/YYYY date in {text!r}")
+    return date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
+
+
+def _pick_date(ctx: OracleContext, want: date, input_sel: str = "#datepicker"):
+    """One step towards ``want`` in a jQuery-UI datepicker; None when the input already holds it."""
+    if ctx.js("(s) => document.querySelector(s).value", input_sel) == want.strftime("%m/%d/%Y"):
+        return None
+    if ctx.animating():
+        return "The calendar is still appearing; wait for it.", ctx.wait(0.4)
+    if not ctx.exists("#ui-datepicker-div .ui-datepicker-calendar"):
+        return "Click the date field to open the calendar.", ctx.click(input_sel)
+    shown = ctx.js("""() => [document.querySelector('.ui-datepicker-month').textContent,
+                             +document.querySelector('.ui-datepicker-year').textContent]""")
+    shown_idx = int(shown[1]) * 12 + MONTHS.index(shown[0])
+    want_idx = want.year * 12 + want.month - 1
+    name = f"{MONTHS[want.month - 1]} {want.year}"
+    if want_idx < shown_idx:
+        return (f"The calendar shows {shown[0]} {shown[1]}; go back a month towards {name}.",
+                ctx.click(".ui-datepicker-prev"))
+    if want_idx > shown_idx:
+        return (f"The calendar shows {shown[0]} {shown[1]}; go forward a month towards {name}.",
+                ctx.click(".ui-datepicker-next"))
+    day = ctx.find_text(str(want.day), "#ui-datepicker-div td[data-handler=selectDay] a")
+    return f"The calendar shows {name}; click day {want.day}.", ctx.click(day)
+
+
+@oracle("choose-date", "choose-date-easy", "choose-date-medium", "choose-date-nodelay", max_steps=20)
+def choose_date(ctx: OracleContext):
+    step = _pick_date(ctx, _date_from(ctx.instruction))
+    if step is not None:
+        return step
+    if ctx.animating():
+        return "The calendar is closing; wait for it.", ctx.wait(0.4)
+    return _submit(ctx)
