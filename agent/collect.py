@@ -117,6 +117,8 @@ def run_collect_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Ep
         record.steps = int(result.steps)
         record.seconds = float(result.seconds)
         record.error = str(result.error or "")
+    except ConfigError:
+        raise  # the user's mistake: stop the whole collection (see run_eval_episode)
     except Exception as e:  # our bug or the environment's; the episode is lost, the worker goes on
         record.error = f"{type(e).__name__}: {e}"
         record.seconds = time.perf_counter() - t0

@@ -285,6 +285,8 @@ def run_eval_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Episo
         record.error = str(result.error or "")
         rd = getattr(result, "run_dir", None)
         record.run_dir = str(rd) if (rd and run_dir is not None) else None
+    except ConfigError:
+        raise  # the user's mistake (a policy that can't run this suite, a bad seed): stop the eval
     except Exception as e:  # the agent ends model errors itself; what reaches here is ours or the env's
         record.error = f"{type(e).__name__}: {e}"
         record.seconds = time.perf_counter() - t0
@@ -337,7 +339,8 @@ def _worker_main(cfg: PoolConfig, worker_id: int, jobs, results) -> None:
     try:
         ctx = _make_context(cfg, worker_id)
     except BaseException as e:  # noqa: BLE001 - report any setup failure to the parent, then exit
-        results.put(("fatal", worker_id, f"worker setup failed: {type(e).__name__}: {e}"))
+        results.put(("fatal", worker_id, (isinstance(e, ConfigError),
+                                          f"worker setup failed: {type(e).__name__}: {e}")))
         return
     results.put(("ready", worker_id, None))
     try:
@@ -349,6 +352,9 @@ def _worker_main(cfg: PoolConfig, worker_id: int, jobs, results) -> None:
             results.put(("start", worker_id, (task_id, seed)))
             try:
                 record, payload = cfg.episode_fn(ctx, task_id, seed)
+            except ConfigError as e:
+                results.put(("fatal", worker_id, (True, str(e))))
+                break
             except Exception as e:  # episode functions catch their own errors; this is a last net
                 record = EpisodeRecord(task=task_id, seed=seed, split=cfg.split, worker=worker_id,
                                        error=f"{type(e).__name__}: {e}")
@@ -426,7 +432,8 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
                     raise GalagoError(f"all workers exited with {remaining} episode(s) left")
                 continue
             if kind == "fatal":
-                raise GalagoError(data)
+                is_config, message = data
+                raise (ConfigError if is_config else GalagoError)(message)
             if kind == "start":
                 inflight[wid] = (tuple(data), time.monotonic())
             elif kind == "done":

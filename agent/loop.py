@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from actions.errors import ConfigError, EnvironmentFailure, ModelError
+from actions import format_step
+from actions.errors import ConfigError, EnvironmentFailure, GalagoError, ModelError
 from actions.schema import TERMINAL_KINDS, ActionResult, Step, action_points
 from agent.task import Outcome
 from agent.trajectory import RunSummary, StepRecord, TrajectoryWriter, new_run_dir
@@ -292,11 +293,9 @@ class Agent:
         response = rec.response
         if step is not None and step.actions and obs is not None and obs.space is not None:
             try:  # one history syntax for every backend, in this policy's coordinate space
-                from actions.parse import format_step
-
                 response = format_step(step.thought, step.actions, obs.space)
-            except Exception:
-                pass
+            except (ValueError, GalagoError):
+                pass  # keep the raw text; a formatting gap must not end a run
         feedback = "\n".join(s for s in (rec.feedback, rec.warning) if s)
         return HistoryEntry(index=rec.index, thought=rec.thought, actions=list(step.actions) if step else [],
                             response=response, feedback=feedback, observation=obs)

@@ -124,7 +124,7 @@ def policy_step_ms(model: MoEModel, tok: GalagoTokenizer, w: int, h: int, n_el: 
     def step():
         p = encode_observation(tok, model.cfg, "Click the Submit button", img, w, h, els, hist)
         lengths.append(len(p) + model.cfg.n_patches)
-        generate(model, [p], new_tokens, stop_at_eos=False)
+        generate(model, [p], new_tokens, stop_at_eos=False, decode_threads=1)
     t = [x * 1000 for x in _timeit(step, reps)]
     enc = _timeit(lambda: encode_observation(tok, model.cfg, "Click the Submit button", img, w, h, els, hist), reps)
     return {"screen": f"{w}x{h}", "elements": n_el, "prompt_tokens": lengths[-1], "new_tokens": new_tokens,
@@ -148,7 +148,9 @@ def main(argv=None) -> dict:
                                 vocab_size=min(cfg.vocab_size, 1500))
     model = MoEModel(cfg).eval()
     counts = model.num_params()
-    res = {"config": "tiny" if args.tiny else "default", "threads": args.threads, "params_total": counts["total"],
+    import os
+    res = {"config": "tiny" if args.tiny else "default", "threads": args.threads,
+           "load_avg_1min": os.getloadavg()[0],  # timings are only meaningful on an idle machine "params_total": counts["total"],
            "params_active": counts["active"], "checkpoint_mb": counts["total"] * 4 / 2 ** 20,
            "blocks": block_throughput(cfg, 8, 256, args.reps),
            "train": train_throughput(model, tok, args.batch, max(3, args.reps // 3)),
@@ -161,7 +163,8 @@ def main(argv=None) -> dict:
     from rich.table import Table
     con = Console()
     con.print(f"[bold]MoE policy[/] ({res['config']}): {counts['total'] / 1e6:.2f}M params, "
-              f"{counts['active'] / 1e6:.2f}M active, checkpoint {res['checkpoint_mb']:.1f} MB, {args.threads} threads")
+              f"{counts['active'] / 1e6:.2f}M active, checkpoint {res['checkpoint_mb']:.1f} MB, {args.threads} threads, "
+              f"load average {res['load_avg_1min']:.1f}")
     t = Table(title="FFN block, batch 8 x 256 tokens")
     for c in ("block", "FFN params", "fwd tokens/s", "fwd+bwd tokens/s"):
         t.add_column(c)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from actions.errors import ConfigError
+from actions.errors import ConfigError, ModelError
 from actions.schema import Finished, Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
@@ -55,7 +55,11 @@ class ScriptedPolicy(BasePolicy):
         line = self.script[self.position]
         self.position += 1  # advance even if the line is bad, or a bad line would repeat forever
         space = CoordinateSpace.absolute(observation.width, observation.height, 1.0)
-        step = parse_response(line, space)
+        try:
+            step = parse_response(line, space)
+        except ModelError as e:
+            e.raw = line  # the loop records the text that failed (any backend may set .raw)
+            raise
         if not step.thought:
             step.thought = f"Script step {self.position} of {len(self.script)}."
         return step

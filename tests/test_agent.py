@@ -39,13 +39,10 @@ def write_task(tmp_path: Path, *, script: list[str], success: list[dict] | None 
     return path
 
 
-@pytest.fixture(scope="module")
-def driver():
-    from actions.drivers.browser import BrowserDriver
-
-    d = BrowserDriver.launch(headless=True, viewport=(1024, 768))  # the examples' viewport
-    yield d
-    d.close()
+@pytest.fixture
+def driver(make_driver):
+    """A fresh context of the session's Chromium (tests/conftest.py) at the examples' viewport."""
+    return make_driver(viewport=(1024, 768))
 
 
 # -- task files -------------------------------------------------------------------------------
@@ -162,11 +159,12 @@ def test_step_budget_and_stream(driver, tmp_path):
 
 
 def test_bad_script_line_is_fed_back(driver, tmp_path):
-    seen = []
+    seen, responses = [], []
 
     class Watching(ScriptedPolicy):
         def act(self, task, observation, history):
             seen.append([h.feedback for h in history])
+            responses.append([h.response for h in history])
             return super().act(task, observation, history)
 
     path = write_task(tmp_path, script=["click(start_box='(200,130)')", "clack(start_box='(1,1)')",
@@ -176,6 +174,9 @@ def test_bad_script_line_is_fed_back(driver, tmp_path):
     bad = result.records[1]
     assert bad.feedback and not bad.actions and not bad.error
     assert seen[2][1] == bad.feedback  # the next step saw the error in its history
+    # history is rendered in the one shared UI-TARS syntax; a bad response keeps its raw text
+    assert responses[2] == ["Thought: Script step 1 of 3.\nAction: click(start_box='(200,130)')",
+                            "clack(start_box='(1,1)')"]
 
 
 def test_finished_ends_run_and_stuck_warning(driver, tmp_path):

@@ -56,6 +56,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, args, message):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow  # three browser runs in a subprocess: ~10 s idle, far more on a loaded machine
 def test_demo_runs_every_example(tmp_path):
     p = galago("demo", "--out", str(tmp_path), timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -88,7 +88,7 @@ def test_tiny_moe_overfits_demos_and_resumes(tmp_path):
     make_demos(data, n_episodes=6)
     cfg = MoEConfig.tiny(seq_aux_alpha=1e-3, bias_update_speed=1e-2)
     res = train_distill(data, out, cfg, steps=120, batch_size=10, lr=3e-3, warmup=10, save_every=60,
-                        vocab_size=1400, progress=False)
+                        vocab_size=1400, progress=False, num_threads=1)
     assert res.n_examples == 10 and res.skipped == 0  # the failed episode is left out
     policy = load_dir(out)
     ds = DemoDataset([(data, s) for s in load_demos(data, only_success=True)], policy.tokenizer, policy.model.cfg)
@@ -104,7 +104,23 @@ def test_tiny_moe_overfits_demos_and_resumes(tmp_path):
     assert lines[-1]["step"] == 120 and lines[-1]["loss"] < 0.05
     assert all(x["max_over_mean"] > 0 for x in lines if "max_over_mean" in x)
     # resuming continues from the saved step with the saved optimizer state
-    res2 = train_distill(data, out, steps=130, batch_size=10, lr=3e-3, warmup=10, resume=True, progress=False)
-    assert res2.steps == 130 and res2.final_loss < 0.05
+    res2 = train_distill(data, out, steps=125, batch_size=10, lr=3e-3, warmup=10, resume=True, progress=False, num_threads=1)
+    assert res2.steps == 125 and res2.final_loss < 0.05
     state = json.loads((out / "train_state" / "state.json").read_text())
-    assert state["step"] == 130
+    assert state["step"] == 125
+
+
+def test_cli_train_distill(tmp_path):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    make_demos(tmp_path / "data", n_episodes=2)
+    r = CliRunner().invoke(app, ["train", "distill", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"),
+                                 "--preset", "tiny", "--steps", "3", "--batch-size", "2", "--vocab-size", "1200",
+                                 "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["examples"] == 2
+    assert isinstance(load_dir(tmp_path / "m"), MoEPolicy)
+    r = CliRunner().invoke(app, ["train", "distill", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m2")])
+    assert r.exit_code == 2

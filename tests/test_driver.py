@@ -278,7 +278,8 @@ def test_elements_roles_order_and_filters(driver, server):
     assert fb["box"][0] >= 300 and fb["box"][1] >= 300  # iframe offset applied
 
 
-def test_elements_cap_and_render(driver, server):
+def test_elements_cap_and_render(make_driver, server):
+    driver = make_driver(viewport=(1280, 720))
     driver.goto(server.url("elements.html?many=400"))
     driver.max_elements = 50
     els = driver.capture().elements
@@ -286,11 +287,13 @@ def test_elements_cap_and_render(driver, server):
     driver.max_elements = 200
     obs = observe(driver.capture())
     assert len(obs.elements) == 200
-    text = render_elements(obs.elements, CoordinateSpace.relative(800, 600), max_elements=5)
+    text = render_elements(obs.elements, CoordinateSpace.relative(1280, 720), max_elements=5)
     lines = text.splitlines()
-    assert lines[0] == '[0] heading "Title here" (62,20)' or lines[0].startswith('[0] heading "Title here" (')
+    e0 = obs.elements[0]
+    x, y = e0.box.center
+    assert lines[0] == f'[0] {e0.role} "{e0.text}" ({round(x * 1000 / 1280)},{round(y * 1000 / 720)})'
+    assert lines[0].startswith('[0] button "First button"')  # over the cap, the heading text gave way
     assert lines[-1] == "... 195 more elements not shown"
-    assert 'checkbox "Remember me"' not in text  # beyond the cap
 
 
 def test_focused_and_clipped_text(driver, server):

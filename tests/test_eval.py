@@ -185,8 +185,9 @@ def test_eval_cli_miniwob_oracle_two_workers_json_and_resume(tmp_path):
     assert sorted(r.seed for r in recs) == [0, 1, 2] and all(r.success and not r.error for r in recs)
     assert len({r.worker for r in recs}) >= 1
 
-    # Resume with 4 episodes: 3 are skipped, only seed 3 runs.
-    res = CliRunner().invoke(cli_app(), [*args[:6], "4", *args[7:]])
+    # Resume with 4 episodes (in this process): 3 are skipped, only seed 3 runs.
+    args[5], args[7] = "4", "0"
+    res = CliRunner().invoke(cli_app(), args)
     assert res.exit_code == 0, res.output
     summary = last_json_line(res.stdout)
     assert summary["episodes"] == 4 and summary["skipped"] == 3 and summary["mean_success"] == 1.0

@@ -312,7 +312,9 @@ class BrowserDriver:
         url = request.url
         if request.is_navigation_request() and not self._allowed(url):
             self._blocked.append(url)
-            route.abort("blockedbyclient")
+            # A 204 answer makes the browser drop the navigation and keep the current page as it is;
+            # aborting would commit an error page instead.
+            route.fulfill(status=204, body="")
         else:
             route.continue_()
 

@@ -31,12 +31,13 @@ class MoEPolicy(BasePolicy):
 
     def __init__(self, model: MoEModel, tokenizer: GalagoTokenizer, *, no_image: bool = False,
                  no_elements: bool = False, max_new_tokens: int | None = None, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None):
+                 top_p: float = 1.0, seed: int | None = None, decode_threads: int | None = 1):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.no_image, self.no_elements = no_image, no_elements
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
+        self.decode_threads = decode_threads  # one-token steps are faster on one thread (tiny matmuls)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.last: Generation | None = None
         self.last_text = ""
@@ -65,7 +66,7 @@ class MoEPolicy(BasePolicy):
         t0 = time.perf_counter()
         prompt = self.encode(task, observation, history)
         self.last = generate(self.model, [prompt], self.max_new_tokens, self.temperature, self.top_p,
-                             self.generator)
+                             self.generator, decode_threads=self.decode_threads)
         self.last_text = self.tokenizer.decode(self.last.tokens[0])
         self.last_ms = (time.perf_counter() - t0) * 1000
         return self.last_text

@@ -245,6 +245,10 @@ def click_menu(ctx: OracleContext):
             const sub = li && li.querySelector(':scope > ul');
             return !!sub && getComputedStyle(sub).display !== 'none'; }""", name)
         if not opened:
+            if ctx.memory.get("hovered") == name:  # jQuery-UI opens submenus after a short delay
+                ctx.memory["hovered"] = None
+                return f'The submenu of "{name}" is about to open; wait for it.', ctx.wait(0.3)
+            ctx.memory["hovered"] = name
             return f'Hover "{name}" to open its submenu on the way to "{path[-1]}".', ctx.hover(boxes[0])
     raise OracleError("click-menu: empty path")
 
@@ -342,3 +346,123 @@ def choose_date(ctx: OracleContext):
     if ctx.animating():
         return "The calendar is closing; wait for it.", ctx.wait(0.4)
     return _submit(ctx)
+
+
+# -- pie menu, shades ---------------------------------------------------------------------------
+
+_PIE_JS = """(t) => { const out = {spreader: null, item: null};
+  for (const e of document.querySelectorAll('#divWheel text[id^="wheelnav-divWheel-title-"]')) {
+    if (e.textContent !== t) continue;
+    const i = e.id.split('-').pop();
+    const s = document.getElementById('wheelnav-divWheel-slice-' + i).getBoundingClientRect();
+    const r = e.getBoundingClientRect();
+    out.item = {i: +i, size: Math.max(s.width, s.height), text: [r.left, r.top, r.width, r.height]};
+  }
+  return out; }"""
+
+
+@oracle("click-pie", "click-pie-nodelay")
+def click_pie(ctx: OracleContext):
+    label = ctx.quoted()[0]
+    info = ctx.js(_PIE_JS, label)
+    if info["item"] is None:
+        raise OracleError(f"click-pie: no item {label!r}")
+    size = info["item"]["size"]
+    if size < 10:
+        return 'The pie menu is closed; click the "+" in its centre to expand it.', ctx.click(
+            "#wheelnav-divWheel-spreader")
+    if ctx.memory.get("pie_size") != size:  # still growing: wait until two reads agree
+        ctx.memory["pie_size"] = size
+        return "The pie menu is still opening; wait for it.", ctx.wait(0.3)
+    x, y, w, h = info["item"]["text"]
+    return f'The slice labelled "{label}" is the one asked for; click it.', ctx.click((x + w / 2, y + h / 2))
+
+
+_SHADES_JS = """() => [...document.querySelectorAll('#area span')].map(e => {
+  const m = getComputedStyle(e).backgroundColor.match(/\\d+/g).map(Number);
+  return {rgb: m.slice(0, 3), selected: e.classList.contains('selected')}; })"""
+_HUES = {"red": 0.0, "green": 1 / 3, "blue": 2 / 3}
+
+
+def _hue_name(rgb: list[int]) -> str:
+    h, _, _ = colorsys.rgb_to_hls(*(c / 255 for c in rgb))
+    return min(_HUES, key=lambda n: min(abs(h - _HUES[n]), 1 - abs(h - _HUES[n])))
+
+
+@oracle("click-shades", max_steps=20)
+def click_shades(ctx: OracleContext):
+    m = re.search(r"shades of (\w+)", ctx.instruction)
+    if not m:
+        raise OracleError(f"click-shades: cannot read {ctx.instruction!r}")
+    color = m.group(1)
+    handles = ctx.page.query_selector_all("#area span")
+    for k, it in enumerate(ctx.js(_SHADES_JS)):
+        if (_hue_name(it["rgb"]) == color) != it["selected"]:
+            verb = "Select" if not it["selected"] else "Deselect"
+            why = f"it is a shade of {color}" if not it["selected"] else f"it is not {color}"
+            return f"{verb} this square: {why}.", ctx.click(handles[k])
+    return _submit(ctx, selector="#area button")
+
+
+# -- book-flight -------------------------------------------------------------------------------
+
+_BOOK_RE = re.compile(r"Book the (cheapest|shortest) one-way flight from: (.+?) to: (.+?) on (\d{2}/\d{2}/\d{4})\.")
+_FIELD_JS = """(s) => { const e = document.querySelector(s);
+  return {value: e.value, focused: document.activeElement === e, valid: DOMESTIC_FLIGHTS.indexOf(e.value) !== -1}; }"""
+_SUGGESTIONS_JS = """() => { const out = [];
+  for (const ul of document.querySelectorAll('ul.ui-autocomplete')) {
+    if (getComputedStyle(ul).display === 'none') continue;
+    ul.querySelectorAll('li').forEach((li, i) => out.push(li.textContent.trim()));
+  } return out; }"""
+
+
+def _fill_airport(ctx: OracleContext, sel: str, want: str, label: str):
+    """One step towards ``sel`` holding a listed airport that contains ``want``; None when done."""
+    f = ctx.js(_FIELD_JS, sel)
+    if f["valid"] and want in f["value"]:
+        return None
+    if f["focused"] and f["value"] == want:
+        suggestions = ctx.js(_SUGGESTIONS_JS)
+        match = next((s for s in suggestions if want in s), None)
+        if match is None:
+            return f'Wait for the suggestions for "{want}" to appear.', ctx.wait(0.4)
+        box = next(b for b in ctx.find_all_text(match, "ul.ui-autocomplete li") if ctx.visible(b))
+        return f'Pick "{match}" from the suggestions.', ctx.click(box)
+    if not f["focused"]:
+        return f'Click the "{label}" field to type the {label.lower()} airport.', ctx.click(sel)
+    if f["value"]:
+        return f'The "{label}" field holds the wrong text; select it all to replace it.', ctx.hotkey("ctrl", "a")
+    return f'Type "{want}" into the "{label}" field.', ctx.type(want)
+
+
+@oracle("book-flight", "book-flight-nodelay", max_steps=25)
+def book_flight(ctx: OracleContext):
+    m = _BOOK_RE.search(ctx.instruction)
+    if not m:
+        raise OracleError(f"book-flight: cannot read {ctx.instruction!r}")
+    criterion, origin, dest, when = m.groups()
+    if ctx.exists("#menu:not(.hide)"):
+        for sel, want, label in (("#flight-from", origin, "From"), ("#flight-to", dest, "To")):
+            step = _fill_airport(ctx, sel, want, label)
+            if step is not None:
+                return step
+        step = _pick_date(ctx, _date_from(when))
+        if step is not None:
+            return step
+        if ctx.animating():
+            return "The calendar is closing; wait for it.", ctx.wait(0.4)
+        return "From, To and the date are filled in; click Search.", ctx.click("#search")
+    flights = ctx.js("""() => [...document.querySelectorAll('#results .flight')].map(f => ({
+        price: +f.querySelector('.flight-price').getAttribute('data-price'),
+        duration: +f.querySelector('.time-duration').getAttribute('data-duration'),
+        shown: f.querySelector('.time-duration').textContent}))""")
+    if not flights:
+        raise OracleError("book-flight: the search returned no flights")
+    key = "price" if criterion == "cheapest" else "duration"
+    best = min(range(len(flights)), key=lambda k: flights[k][key])
+    button = ctx.page.query_selector_all("#results .flight .flight-price")[best]
+    what = (f"${flights[best]['price']}" if key == "price" else flights[best]["shown"])
+    scroll = ctx.reveal(button)
+    if scroll is not None:
+        return f"The {criterion} flight ({what}) is further down the list; scroll to it.", scroll
+    return f"This is the {criterion} flight ({what}); book it.", ctx.click(button)

@@ -48,6 +48,12 @@ class WidgetEpisode:
     def goal(self):
         return self.spec.goal
 
+    def oracle(self):
+        """This episode's teacher (what ``--policy oracle`` binds to)."""
+        from tasks.suites.widgets.oracle import WidgetOracle
+
+        return WidgetOracle(self.spec.family)
+
     def setup(self, driver) -> None:
         self.teardown()
         self.url, self._path = server.publish(f"{self.spec.family}-{self.spec.seed}", self.spec.html)

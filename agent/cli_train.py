@@ -1,0 +1,97 @@
+"""``galago train distill``: supervised distillation of the built-in MoE policy on demonstrations.
+
+    galago train distill --data runs/demos --out runs/distill --steps 3000 --batch-size 16
+    galago train distill --data runs/demos --out runs/distill --steps 4000 --resume
+    galago train distill --data runs/demos --out runs/distill --eval-suite miniwob:click-button --eval-every 500
+
+``register(app)`` adds the ``train`` group (or reuses it) with ``distill``; it also registers
+``train grpo`` from agent/cli_train_grpo.py when that module is importable.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from actions.errors import ConfigError, GalagoError
+
+
+def _train_group(app: typer.Typer) -> typer.Typer | None:
+    for info in getattr(app, "registered_groups", []):
+        name = info.name or getattr(getattr(info.typer_instance, "info", None), "name", None)
+        if name == "train":
+            return info.typer_instance
+    return None
+
+
+def _eval_fn(suite: str, episodes: int, max_steps: int | None):
+    def run(step: int, policy) -> dict:
+        from agent.evaluate import evaluate
+
+        report = evaluate(suite, policy_spec=lambda: policy, episodes=episodes, workers=0, split="test",
+                          max_steps=max_steps)
+        return {"suite": suite, "mean_success": report.mean_success,
+                "mean_strict_success": report.mean_strict_success}
+    return run
+
+
+def distill(
+    data: list[Path] = typer.Option(..., "--data", help="demonstration directory (repeatable)"),
+    out: Path = typer.Option(..., "--out", help="output policy directory (also holds train_state/)"),
+    steps: int = typer.Option(3000, help="total optimiser steps"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    lr: float = typer.Option(1e-3),
+    warmup: int = typer.Option(100),
+    preset: str = typer.Option("default", help="model size: default or tiny"),
+    vocab_size: int = typer.Option(4096, "--vocab-size", help="tokenizer size (new runs only)"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, "--resume", help="continue from OUT/train_state"),
+    save_every: int = typer.Option(500, "--save-every"),
+    threads: int = typer.Option(2, help="torch CPU threads"),
+    include_failed: bool = typer.Option(False, "--include-failed", help="also train on failed episodes"),
+    eval_suite: Optional[str] = typer.Option(None, "--eval-suite", help="e.g. miniwob:click-button"),
+    eval_every: int = typer.Option(0, "--eval-every", help="evaluate every N steps (and at the end)"),
+    eval_episodes: int = typer.Option(5, "--eval-episodes"),
+    eval_max_steps: Optional[int] = typer.Option(None, "--eval-max-steps"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+) -> None:
+    """Distil oracle demonstrations into the MoE policy (loss on the response text only)."""
+    from policy.train.distill import config_preset, train_distill
+
+    try:
+        res = train_distill(data, out, config_preset(preset), steps=steps, batch_size=batch_size, lr=lr,
+                            warmup=warmup, seed=seed, resume=resume, save_every=save_every,
+                            eval_every=eval_every if eval_suite else 0,
+                            eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
+                            only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
+                            progress=not json_out)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+    except GalagoError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    summary = {"out_dir": str(res.out_dir), "steps": res.steps, "final_loss": res.final_loss,
+               "samples_per_s": res.samples_per_s, "examples": res.n_examples, "skipped": res.skipped}
+    if json_out:
+        print(json.dumps(summary))
+    else:
+        typer.echo(f"trained {res.steps} steps on {res.n_examples} steps of demonstrations "
+                   f"(loss {res.final_loss:.4f}, {res.samples_per_s:.1f} samples/s) -> {res.out_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    group = _train_group(app)
+    if group is None:
+        group = typer.Typer(no_args_is_help=True, help="Train the built-in policy (distill, grpo).")
+        app.add_typer(group, name="train")
+    group.command("distill")(distill)
+    try:  # agent/cli.py lists only this module; bring `train grpo` along when it exists
+        from agent import cli_train_grpo
+    except ImportError:
+        return
+    if not any(getattr(c, "name", None) == "grpo" or getattr(getattr(c, "callback", None), "__name__", "") == "grpo"
+               for c in group.registered_commands):
+        cli_train_grpo.register(app)

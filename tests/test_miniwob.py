@@ -1,0 +1,149 @@
+"""The MiniWoB++ suite in real headless Chromium: pages load, seeds reproduce, oracles solve."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import tasks
+from actions.errors import ConfigError
+from agent.task import Outcome
+from tasks.suites.miniwob import (TEST_SEED_OFFSET, WEBGUM_56, MiniWoBSuite, episode_seed, load_oracles,
+                                  registered_task_ids)
+from tasks.suites.miniwob.env import VIEWPORT, utterance_text
+from tasks.suites.miniwob.oracle import MiniWoBOracle, OracleError, rollout
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def driver():
+    from actions.drivers.browser import BrowserDriver
+
+    d = BrowserDriver.launch(headless=True, viewport=VIEWPORT, dpr=1.0)
+    yield d
+    d.close()
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return MiniWoBSuite()
+
+
+def test_task_lists():
+    ids = registered_task_ids()
+    assert len(ids) == 125
+    assert "simon-says" not in ids and "click-button" in ids
+    s = tasks.get_suite("miniwob")
+    assert s.name == "miniwob" and s.task_ids() == list(ids)
+    assert len(s.default_task_ids()) == 56 and set(WEBGUM_56) <= set(ids)
+
+
+def test_bad_input_is_refused(suite):
+    with pytest.raises(ConfigError, match="unknown miniwob task"):
+        suite.episode("click-nothing", 0)
+    with pytest.raises(ConfigError, match="split"):
+        suite.episode("click-button", 0, split="dev")
+    with pytest.raises(ConfigError, match="seeds"):
+        suite.episode("click-button", -1)
+    with pytest.raises(OracleError, match="no miniwob oracle"):
+        MiniWoBOracle("no-such-task")
+
+
+def test_train_and_test_seeds_are_disjoint():
+    train = {episode_seed(s, "train") for s in range(0, TEST_SEED_OFFSET, 997)}
+    test = {episode_seed(s, "test") for s in range(0, TEST_SEED_OFFSET, 997)}
+    assert not train & test
+    assert episode_seed(7, "train") == 7 and episode_seed(7, "test") == TEST_SEED_OFFSET + 7
+
+
+def test_resolve_task_reference():
+    task = tasks.resolve_task("miniwob:click-button@7", split="train")
+    assert task.id == "click-button" and task.seed == 7 and task.js_seed == 7
+    assert task.observe_selector == "#wrap" and task.stop_on_success is False
+
+
+def test_dict_utterance_prefers_the_displayed_query():
+    utt = {"utterance": "Forward Al's email to Bo", "fields": {"by": "Al", "to": "Bo"}}
+    assert utterance_text(utt, "  Please forward  the email from Al ") == "Please forward the email from Al"
+    assert utterance_text(utt, "") == "Forward Al's email to Bo"
+    assert utterance_text({"fields": {"by": "Al"}}) == "by: Al"
+
+
+@pytest.mark.slow
+def test_every_registered_task_loads_and_starts(driver, suite):
+    failures, t0 = [], time.perf_counter()
+    for task_id in suite.task_ids():
+        ep = suite.episode(task_id, 12345, split="train")
+        try:
+            ep.setup(driver)
+            state = ep.state(driver)
+            assert ep.instruction, "empty instruction"
+            assert state["done"] is False, f"episode already over: {state}"
+        except Exception as e:  # collect all, report together
+            failures.append(f"{task_id}: {str(e).splitlines()[0]}")
+    assert not failures, "\n".join(failures)
+    assert time.perf_counter() - t0 < 240
+
+
+def test_a_sample_of_tasks_loads_and_starts(driver, suite):
+    for task_id in ("click-button", "email-inbox-nl-turk", "book-flight", "use-colorwheel-2", "terminal"):
+        ep = suite.episode(task_id, 3, split="test")
+        ep.setup(driver)
+        assert ep.instruction and isinstance(ep.instruction, str)
+        assert ep.evaluate(driver) == Outcome(done=False, success=False, reward=0.0, strict_success=False,
+                                              detail="episode running")
+
+
+def test_same_seed_same_episode_and_splits_differ(driver, suite):
+    seen = []
+    for split in ("train", "train", "test"):
+        ep = suite.episode("click-checkboxes", 11, split=split)
+        ep.setup(driver)
+        seen.append(ep.instruction)
+    assert seen[0] == seen[1]
+    assert seen[0] != seen[2]  # the test split is a different episode for the same seed number
+
+
+def test_observation_is_the_task_area(driver, suite):
+    ep = suite.episode("click-button", 0, split="train")
+    ep.setup(driver)
+    frame = driver.capture()
+    assert (frame.width, frame.height) == (160, 210)
+    assert frame.image.size == (160, 210)
+    # the yellow instruction box fills the top of the crop
+    r, g, b = frame.image.convert("RGB").getpixel((80, 5))
+    assert r > 200 and g > 200 and b < 150
+
+
+def test_wrong_click_fails(driver, suite):
+    # the reward is read from the page, so a wrong answer must not pass
+    from actions.schema import Click, Point
+
+    ep = suite.episode("click-test-2", 0, split="train")
+    ep.setup(driver)
+    box = driver.page.evaluate("() => { const r = document.querySelector('#subbtn2').getBoundingClientRect();"
+                               " return [r.left + r.width / 2, r.top + r.height / 2]; }")
+    driver.execute(Click(point=Point(x=box[0], y=box[1])))
+    out = ep.evaluate(driver)
+    assert out.done and not out.success and out.reward == -1.0
+
+
+@pytest.mark.parametrize("task_id", ["click-button", "click-checkboxes", "choose-list", "click-tab-2", "enter-text"])
+def test_oracle_solves(driver, suite, task_id):
+    if task_id not in load_oracles():
+        pytest.skip(f"no oracle for {task_id} yet")
+    for seed in (0, 1, 2):
+        r = rollout(driver, suite.episode(task_id, seed, split="test"))
+        assert r.success and r.strict_success, (seed, r)
+        assert r.thoughts and all(t.strip() for t in r.thoughts)
+
+
+def test_oracle_through_the_agent_loop(driver, suite):
+    from agent.loop import Agent
+
+    task = suite.episode("click-checkboxes", 5, split="train")
+    result = Agent(suite.oracle("click-checkboxes"), driver=driver).run(task)
+    assert result.error is None, result.error
+    assert result.success and result.stop_reason == "done"
+    assert result.steps >= 1 and all(rec.response for rec in result.records)
