@@ -408,6 +408,7 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
         job_q.put(None)
 
     procs: dict[int, Any] = {}
+    ready: set[int] = set()
     inflight: dict[int, tuple[tuple[str, int], float]] = {}
     next_id = 0
 
@@ -422,19 +423,28 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
     for _ in range(workers):
         spawn()
     remaining = len(jobs)
+    orphan_rounds = 0
     try:
         while remaining > 0:
             try:
                 kind, wid, data = res_q.get(timeout=1.0)
             except queue.Empty:
+                for wid, p in procs.items():
+                    if wid not in ready and not p.is_alive() and p.exitcode != 0:
+                        raise GalagoError(f"worker {wid} died while starting (exit code {p.exitcode}); "
+                                          "run with --workers 0 to see the error in this process")
                 remaining -= _reap(cfg, procs, inflight, sink, spawn, episode_timeout_s, remaining)
                 if not procs and remaining > 0:
-                    raise GalagoError(f"all workers exited with {remaining} episode(s) left")
+                    orphan_rounds += 1  # give results still in the pipe a few seconds to arrive
+                    if orphan_rounds > 3:
+                        raise GalagoError(f"all workers exited with {remaining} episode(s) left")
                 continue
             if kind == "fatal":
                 is_config, message = data
                 raise (ConfigError if is_config else GalagoError)(message)
-            if kind == "start":
+            if kind == "ready":
+                ready.add(wid)
+            elif kind == "start":
                 inflight[wid] = (tuple(data), time.monotonic())
             elif kind == "done":
                 inflight.pop(wid, None)
@@ -444,7 +454,7 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
     finally:
         for p in procs.values():
             if p.is_alive():
-                p.join(timeout=10 if remaining == 0 else 0.1)
+                p.join(timeout=30 if remaining == 0 else 0.1)  # let it close its browser
             if p.is_alive():
                 p.terminate()
                 p.join(timeout=5)

@@ -181,7 +181,7 @@ def parse_answer(text: str, schema: type[T]) -> T:
     if schema is str:
         return text  # type: ignore[return-value]
     if schema is bool:
-        for word in re.findall(r"[A-Za-z]+", text.lower())[:3]:
+        for word in re.findall(r"[A-Za-z]+", text.lower())[:8]:  # "The answer is no." counts
             if word in _YES:
                 return True  # type: ignore[return-value]
             if word in _NO:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from agent.evaluate import evaluate  # noqa: E402
 
-DEFAULT_SLICE = "miniwob:click-button,click-link,click-checkboxes,enter-text,focus-text"
+DEFAULT_SLICE = "miniwob:click-button,click-link,click-checkboxes,click-dialog,click-tab"
 
 
 def measure(suite: str, policy: str, episodes: int, workers: int, seed: int) -> dict:

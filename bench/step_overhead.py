@@ -26,6 +26,11 @@ from actions.drivers.browser import BrowserDriver  # noqa: E402
 from actions.schema import Click, Point  # noqa: E402
 
 
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def make_page(n: int) -> str:
     """About ``n`` visible elements on 1280x720: a grid of mixed controls and text."""
     cells = []
@@ -67,8 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with TemporaryDirectory() as tmp:
         Path(tmp, "bench.html").write_text(make_page(args.elements))
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=tmp))
-        httpd.RequestHandlerClass.log_message = lambda *a: None  # type: ignore[method-assign]
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=tmp))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{httpd.server_address[1]}/bench.html"
         with BrowserDriver.launch(viewport=(1280, 720), dpr=args.dpr, image_format=args.format) as d:

@@ -7,6 +7,7 @@ a browser that crashes in the middle of an episode.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ class PagesSuite:
         self.root = root
 
     def task_ids(self) -> list[str]:
-        return ["press", "crash"]
+        return ["press", "crash", "die"]
 
     def default_task_ids(self) -> list[str]:
         return ["press"]
@@ -57,6 +58,13 @@ class PagesSuite:
 
             task = CrashTask(task.spec, task.path)
             task.id = "crash"
+        if task_id == "die":
+            class DieTask(FileTask):
+                def setup(self, driver) -> None:
+                    os._exit(3)  # the whole worker process dies, as on an OOM kill
+
+            task = DieTask(task.spec, task.path)
+            task.id = "die"
         return task
 
     def oracle(self, task_id: str):
@@ -149,6 +157,16 @@ def test_browser_crash_is_an_error_and_the_worker_recovers(pages_suite, tmp_path
     assert report.errors == 1
     recs = {r.task: r for r in read_records(tmp_path / "episodes.jsonl")}
     assert recs["crash"].error and not recs["press"].error
+
+
+@pytest.mark.slow
+def test_a_dead_worker_is_replaced_and_its_episode_is_an_error(pages_suite, tmp_path):
+    report = evaluate(pages_suite, ["die", "press"], scripted_factory, episodes=2, workers=1,
+                      out_dir=tmp_path)
+    recs = read_records(tmp_path / "episodes.jsonl")
+    assert len(recs) == 4
+    assert all("worker process died" in r.error and not r.success for r in recs if r.task == "die")
+    assert report.per_task["press"].success == 1.0 and report.errors == 2
 
 
 def test_resume_skips_finished_and_retries_errors(pages_suite, tmp_path):

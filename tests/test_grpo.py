@@ -98,7 +98,7 @@ def test_k3_kl_value_and_gradient():
     new = _t([LN(0.5)]).requires_grad_(True)
     ref = _t([LN(0.25)])
     # d = ref - new = ln 0.5; exp(d) - d - 1 = 0.5 + 0.693147 - 1
-    assert float(k3_kl(new, ref)) == pytest.approx(0.5 + math.log(2) - 1)
+    assert float(k3_kl(new.detach(), ref)) == pytest.approx(0.5 + math.log(2) - 1)
     assert float(k3_kl(ref, ref)) == 0.0
     out = grpo_loss(new, new.detach(), ref, torch.tensor([0.0]), torch.ones(1, 1, dtype=torch.bool), beta=0.1)
     assert float(out.loss.detach()) == pytest.approx(0.1 * (0.5 + math.log(2) - 1))
@@ -213,15 +213,17 @@ def test_gradient_accumulation_is_exact_and_reference_stays_frozen():
         r.reward = float(k % 2)
     params = []
     for micro in (1, 16):  # one step sample per forward vs everything in one forward
-        cfg = GRPOConfig(group=4, beta=0.04, lr=1e-2, minibatches=1, micro_batch=micro, grad_clip=0.0)
-        learner = GRPOLearner(copy.deepcopy(base), cfg)
+        cfg = GRPOConfig(group=4, beta=0.04, minibatches=1, micro_batch=micro, grad_clip=0.0)
+        model = copy.deepcopy(base)
+        # plain SGD with lr 1: the parameter change is exactly minus the accumulated gradient
+        learner = GRPOLearner(model, cfg, optimizer=torch.optim.SGD(model.parameters(), lr=1.0))
         ref_before = {k: v.clone() for k, v in learner.reference.state_dict().items()}
         st = learner.update(rs)
         assert st.optimizer_steps == 1 and st.samples == 8
         assert all(torch.equal(v, learner.reference.state_dict()[k]) for k, v in ref_before.items())
         params.append(torch.cat([p.detach().flatten() for p in learner.model.parameters()]))
     assert not torch.equal(params[0], torch.cat([p.detach().flatten() for p in base.parameters()]))
-    assert torch.allclose(params[0], params[1], atol=1e-6)
+    assert torch.allclose(params[0], params[1], atol=1e-6, rtol=1e-4)
 
 
 def test_config_validation():

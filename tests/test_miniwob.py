@@ -72,7 +72,7 @@ def test_dict_utterance_prefers_the_displayed_query():
 
 @pytest.mark.slow
 def test_every_registered_task_loads_and_starts(driver, suite):
-    failures, t0 = [], time.perf_counter()
+    failures = []
     for task_id in suite.task_ids():
         ep = suite.episode(task_id, 12345, split="train")
         try:
@@ -83,7 +83,6 @@ def test_every_registered_task_loads_and_starts(driver, suite):
         except Exception as e:  # collect all, report together
             failures.append(f"{task_id}: {str(e).splitlines()[0]}")
     assert not failures, "\n".join(failures)
-    assert time.perf_counter() - t0 < 240
 
 
 def test_a_sample_of_tasks_loads_and_starts(driver, suite):

@@ -22,6 +22,7 @@ PLANS = {
     'Log in as "ada" with password "lovelace"': LOGIN_PLAN,
     "Type ada and sign in with password lovelace": LOGIN_PLAN,
     "Open the report": [("click", "Load report")],
+    "Fill in the username": [("click", "Username"), ("type", "ada")],
 }
 
 

@@ -37,7 +37,8 @@ Rules:
   clicking a moving target; ``ctx.animating()`` tells.
 * If the page is in a state you do not expect, raise ``OracleError`` with a clear message.
 
-Helpers on ``ctx``: ``box(target)`` / ``boxes(selector)`` / ``center(target)`` (observed-area
+Helpers on ``ctx``: ``point(target)`` (where a click reaches it, even when partly covered),
+``box(target)`` / ``boxes(selector)`` / ``center(target)`` (observed-area
 CSS px), ``find_text(text, selector="*", exact=True)`` (the smallest visible element whose text
 matches), ``find_all_text``, ``text(selector)``, ``exists(selector)``, ``visible(target)``,
 ``quoted()`` (quoted strings of the instruction), ``reveal(target)`` (a Scroll action that brings
@@ -145,6 +146,22 @@ _REVEAL_JS = r"""(e) => {
     if (sx && r.left < left) dx = r.left - left - 4;
     else if (sx && r.right > right) dx = Math.min(r.right - right + 4, r.left - left - 4);
     if (dy || dx) return [pr.left, pr.top, p.clientWidth, p.clientHeight, dx, dy];
+  }
+  return null;
+}"""
+
+
+# The centre of the element if a click there reaches it, else the most central point that does.
+_HIT_JS = r"""(e) => {
+  const r = e.getBoundingClientRect();
+  const pts = [];
+  for (let i = 1; i < 8; i++) for (let j = 1; j < 8; j++)
+    pts.push([r.left + r.width * i / 8, r.top + r.height * j / 8]);
+  const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+  pts.sort((a, b) => Math.hypot(a[0] - cx, a[1] - cy) - Math.hypot(b[0] - cx, b[1] - cy));
+  for (const [x, y] of pts) {
+    const hit = document.elementFromPoint(x, y);
+    if (hit && (hit === e || e.contains(hit))) return [x, y];
   }
   return null;
 }"""
@@ -269,8 +286,22 @@ class OracleContext:
 
     # -- acting -------------------------------------------------------------------------------
 
+    def point(self, target: Target) -> Point:
+        """Where to click ``target``: its centre, or the nearest point of it that no other element
+        covers (MiniWoB places widgets at random and they may overlap)."""
+        if isinstance(target, (Box, Point, tuple)):
+            return self.center(target)
+        handle = self.page.query_selector(target) if isinstance(target, str) else target
+        if handle is None:
+            raise OracleError(f"{self.task_id}: nothing matches {target!r}")
+        xy = self.page.evaluate(_HIT_JS, handle)
+        if xy is None:
+            return self.center(handle)
+        ox, oy = self.origin
+        return Point(x=round(xy[0] - ox, 1), y=round(xy[1] - oy, 1))
+
     def click(self, target: Target) -> Click:
-        return Click(point=self.center(target))
+        return Click(point=self.point(target))
 
     def hover(self, target: Target) -> Hover:
         return Hover(point=self.center(target))

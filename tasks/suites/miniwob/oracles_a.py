@@ -27,7 +27,7 @@ def click_test(ctx: OracleContext):
 
 @oracle("click-test-2")
 def click_test_2(ctx: OracleContext):
-    return 'The instruction asks for button ONE; click it.', ctx.click(ctx.find_text("ONE", "button"))
+    return 'The instruction asks for button ONE; click it.', ctx.click("#subbtn")
 
 
 @oracle("click-button")

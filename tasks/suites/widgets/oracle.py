@@ -251,21 +251,21 @@ class WidgetOracle(BasePolicy):
             return None
         W, H = p["W"], p["H"]
         c = p["clipper"]
-        if c and 0 <= (c["l"] + c["r"]) / 2 < W and 0 <= (c["t"] + c["b"]) / 2 < H:
-            # scroll the inner box the element lives in, from a point inside its visible part
-            box = {"l": max(c["l"], 0), "t": max(c["t"], 0), "r": min(c["r"], W), "b": min(c["b"], H)}
-            where, area = Point(x=(box["l"] + box["r"]) / 2, y=(box["t"] + box["b"]) / 2), "the list"
-            ref = where
+        seen = c and {"l": max(c["l"], 0), "t": max(c["t"], 0), "r": min(c["r"], W), "b": min(c["b"], H)}
+        if seen and seen["r"] - seen["l"] >= 10 and seen["b"] - seen["t"] >= 10 and not (
+                c["l"] <= cx <= c["r"] and c["t"] <= cy <= c["b"]):
+            # hidden inside an inner scroll box (a list, a wide table): wheel over its visible part
+            box, area = c, "the list" if c["b"] - c["t"] < H else "the scroll area"
+            where = Point(x=(seen["l"] + seen["r"]) / 2, y=(seen["t"] + seen["b"]) / 2)
         else:
+            box, area = {"l": 0, "t": 0, "r": W, "b": H}, "the page"
             pt = p["pagePoint"] or [W / 2, H / 2]
-            where, area = Point(x=pt[0], y=pt[1]), "the page"
-            ref = Point(x=W / 2, y=H / 2)
-        # scroll along the axis on which the centre is out of the visible box; when both are
-        # fine the element is covered (e.g. by a sticky bar): move it towards the box's centre
-        box_ = c if (c and area == "the list") else {"l": 0, "t": 0, "r": W, "b": H}
-        dx, dy = cx - ref.x, cy - ref.y
-        out_y = not (box_["t"] <= cy <= box_["b"])
-        out_x = not (box_["l"] <= cx <= box_["r"])
+            where = Point(x=pt[0], y=pt[1])
+        # scroll along the axis on which the centre is outside the box; when it is inside on both
+        # (the element is covered, e.g. by a sticky bar) move it towards the box's centre
+        dx, dy = cx - (box["l"] + box["r"]) / 2, cy - (box["t"] + box["b"]) / 2
+        out_y = not (box["t"] <= cy <= box["b"])
+        out_x = not (box["l"] <= cx <= box["r"])
         if out_y or (not out_x and abs(dy) >= abs(dx)):
             direction = "down" if dy > 0 else "up"
             delta = abs(dy)
