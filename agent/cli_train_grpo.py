@@ -76,7 +76,7 @@ def _tokenizer(path: str | None):
 def run_grpo(suite: str | Any, out_dir: str | Path, *, init: str | None = None, tokenizer: str | None = None,
              preset: str = "tiny", cfg: Any = None, workers: int = 1, max_steps: int | None = None,
              resume: bool = False, tasks: list[str] | None = None, on_iteration=None, on_rollout=None,
-             episode_timeout_s: float = 600.0):
+             episode_timeout_s: float = 600.0, threads: int | None = None):
     """GRPO on a suite (``"miniwob:click-button"``, ``"widgets"`` or a Suite object). Returns GRPOResult.
 
     ``init``: ``builtin``, ``moe:DIR`` or a directory; None = a random ``preset`` model with the
@@ -106,7 +106,7 @@ def run_grpo(suite: str | Any, out_dir: str | Path, *, init: str | None = None, 
             model = random_init(tok, preset, seed=cfg.seed)
     return train_grpo(out_dir, task_ids, suite_episode, options, init=init_dir, model=model, tokenizer=tok,
                       cfg=cfg, workers=workers, resume=resume, on_iteration=on_iteration, on_rollout=on_rollout,
-                      episode_timeout_s=episode_timeout_s)
+                      episode_timeout_s=episode_timeout_s, threads=threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +135,8 @@ def grpo(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Override the tasks' step budget."),
     seed: int = typer.Option(0, "--seed", help="First training seed; sampling seeds derive from it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads of the learner (tiny matrices: "
+                                "1 is usually fastest; rollout workers use 1 each)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ) -> None:
     """Improve a policy with GRPO on a suite's train seeds (rewards: the task's own success check)."""
@@ -177,7 +179,7 @@ def grpo(
             it_task = bar.add_task("iterations", total=iterations, info="")
             ep_task = bar.add_task("episodes", total=None, info="")
             result = run_grpo(suite, out_dir, init=init, tokenizer=tokenizer, preset=preset, cfg=cfg,
-                              workers=workers, max_steps=max_steps, resume=resume,
+                              workers=workers, max_steps=max_steps, resume=resume, threads=threads,
                               on_iteration=on_iteration, on_rollout=on_rollout)
     except ConfigError as e:
         con.print(f"[bold red]error:[/] {escape(str(e))}")

@@ -121,25 +121,24 @@ def skewed_inputs(n=512, seed=0) -> torch.Tensor:
 
 def test_bias_update_balances_skewed_load():
     def run(update: bool) -> tuple[float, float]:
-        m = moe_layer(n_routed=8, bias_update_speed=0.01).eval()
+        m = moe_layer(n_routed=8, bias_update_speed=0.015).eval()
         torch.nn.init.normal_(m.gate.weight, std=0.1)
         first = None
-        for step in range(150):
-            m.reset_stats()
+        for step in range(100):
+            if step in (1, 90):
+                m.reset_stats()  # the final load is measured over the last 10 steps
             with torch.no_grad():
-                m(skewed_inputs(seed=step))
+                m(skewed_inputs(256, seed=step))
             if first is None:
                 first = m.stats().max_over_mean
             if update:
                 m.update_bias()
-            else:
-                m.load_step.zero_()
         return first, m.stats().max_over_mean
     start, end = run(update=True)
     _, collapsed = run(update=False)
-    assert start > 2.5  # the router collapses onto a few experts
-    assert collapsed > 2.5  # and stays collapsed without the bias
-    assert end < 1.35  # the sign rule brings max/mean load toward 1
+    assert start > 2.5  # the router prefers a few experts
+    assert collapsed > 2.5  # and keeps doing so without the bias
+    assert end < 1.3  # the sign rule brings max/mean load toward 1
 
 
 def test_frozen_bias_does_not_move():
