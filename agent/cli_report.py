@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
-        run_dirs: List[Path] = typer.Argument(..., help="Run directories (or folders of them, e.g. a --galago-report dir)."),
+        run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="Run directories (or folders of them, e.g. a --galago-report dir)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="The HTML file to write (default: RUN_DIR/report.html)."),
         title: Optional[str] = typer.Option(None, "--title", help="The report's title."),

@@ -155,7 +155,7 @@ def grpo(
     except ValidationError as e:
         con.print(f"[bold red]error:[/] {escape(str(e))}")
         raise typer.Exit(2)
-    bar = Progress(TextColumn("[bold]grpo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn(), console=con, transient=False)
     logs = []
 

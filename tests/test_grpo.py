@@ -280,6 +280,7 @@ class TwoButtons:
         raise NotImplementedError
 
 
+@pytest.mark.slow  # ~1-2 min on 2 free cores (5 iterations x 16 episodes, 2 spawned workers)
 def test_grpo_in_chromium_improves_success(tmp_path):
     from agent.cli_train_grpo import run_grpo
 

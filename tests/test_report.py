@@ -34,19 +34,36 @@ def ui_image(seed: int, size=(1280, 720)) -> Image.Image:
     return img
 
 
+_BASES: dict[int, Image.Image] = {}
+
+
+def step_image(n: int) -> Image.Image:
+    """A distinct screen per ``n``: one of 8 rendered pages plus a changing region (cheap to make)."""
+    base = _BASES.get(n % 8)
+    if base is None:
+        base = _BASES[n % 8] = ui_image(n % 8)
+    img = base.copy()
+    d = ImageDraw.Draw(img)
+    d.rectangle([900, 120, 1060, 200], fill=(255, 244, 214))
+    d.text((910, 130), f"step {n}\nitems {n * 7 % 31}\n{'#' * (n % 17)}", fill=(90, 60, 0))
+    return img
+
+
 def write_run(run_dir: Path, steps: int, *, error: str | None = None, thought: str = "Click the button.",
               same_image_every: int = 0) -> Path:
     w = TrajectoryWriter(run_dir)
     for i in range(steps):
-        img = ui_image(i // same_image_every if same_image_every else i)
+        img = step_image(i // same_image_every if same_image_every else i)
+        name = f"step-{i:03d}.png"
+        img.save(run_dir / name, compress_level=1)  # fast; the report re-encodes it anyway
         rec = StepRecord(index=i, thought=thought, response=f"click(start_box='({100 + i},{200})')",
                          actions=[{"kind": "click", "point": {"x": 100 + i, "y": 200}}],
                          targets=[{"index": 3, "role": "button", "text": "Go", "box": [90, 190, 40, 20]}],
-                         screenshot=w.screenshot(i, img), policy_s=0.5, env_s=0.1, url="http://127.0.0.1/x")
+                         screenshot=name, policy_s=0.5, env_s=0.1, url="http://127.0.0.1/x")
         if i == 1:
             rec.feedback = "point (9999,1) is outside the 1280x720 screen"
         w.append(rec)
-    ui_image(999).save(run_dir / "final.png")
+    step_image(999).save(run_dir / "final.png", compress_level=1)
     w.summary(RunSummary(task="demo", success=error is None, reward=1.0, steps=steps, seconds=1.5,
                          run_dir=str(run_dir), error=error, stop_reason="finished" if error is None else "error",
                          policy="scripted", instruction="Press the <b>button</b>"))
@@ -75,7 +92,8 @@ def test_report_renders_steps_markers_and_verdicts_in_chromium(tmp_path, browser
     html = out.read_text()
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html  # model text is escaped
     assert "http://" not in re.sub(r'http://127\.0\.0\.1/x', "", html.split("<main>")[1])  # no external assets
-    assert html.count("data:image/jpeg;base64,") == 2 + 1 + 1 + 1  # duplicates embedded once
+    # ok: screens 0,0,1,1 + final; bad: screens 0,1 + the same final -> 3 distinct, each embedded once
+    assert html.count("data:image/jpeg;base64,") == 3
 
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     try:

@@ -464,6 +464,8 @@ def train_grpo(out_dir: str | Path, task_ids: Sequence[str], episode_fn: Episode
                     max_new_tokens=cfg.max_new_tokens, allowed_tokens=cfg.allowed_tokens,
                     threads=1 if workers > 0 else torch.get_num_threads())
     logs: list[IterationLog] = []
+    if start >= cfg.iterations:
+        return GRPOResult(out, start, logs)
     with RolloutPool(spec, workers, episode_timeout_s) as pool, open(out / LOG_FILE, "a", encoding="utf-8") as logf:
         for it in range(start, cfg.iterations):
             weights = write_weights(learner.model, roll_dir / f"weights-{it:06d}.safetensors")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from actions.format import format_step
 from actions.schema import Click, Drag, Finished, Hotkey, Point, Scroll, Select, Step, Type
 from policy.base import BasePolicy, Episode, HistoryEntry
 from perception.observation import Observation
+from perception.space import CoordinateSpace
 from tasks.suites.widgets.goal import EnterDate, Fill, PickOption, PlanStep, Press, SetChecked, Slide
 
 THUMB = 16  # Chromium's default range-thumb width in CSS px (clicks map through it)
@@ -103,15 +105,20 @@ class WidgetOracle(BasePolicy):
     def act(self, task: str, observation: Observation | None = None, history: Sequence[HistoryEntry] = ()) -> Step:
         if self.page is None:
             raise RuntimeError("WidgetOracle.act called before reset()")
+        space = getattr(observation, "space", None)
+        if space is None:
+            size = self.page.viewport_size or {"width": 1280, "height": 720}
+            space = CoordinateSpace.absolute(size["width"], size["height"])
+        self._space = space
         if self.page.evaluate(DONE_JS):
-            return Step("The task is complete.", [Finished()])
+            return self._step("The task is complete.", Finished())
         while self._i < len(self.plan):
             step = self.plan[self._i]
             out = self._next(step)
             if out is not None:
                 return out
             self._advance()
-        return Step("Every step of the task is done.", [Finished()])
+        return self._step("Every step of the task is done.", Finished())
 
     def _advance(self) -> None:
         self._i += 1
@@ -281,9 +288,9 @@ class WidgetOracle(BasePolicy):
         return self._step(f"{what[0].upper() + what[1:]} is out of view; scroll {direction} in {area} to reach it.",
                           Scroll(point=where, direction=direction, amount=amount))
 
-    @staticmethod
-    def _step(thought: str, action) -> Step:
-        return Step(thought=thought, actions=[action])
+    def _step(self, thought: str, action) -> Step:
+        # the UI-TARS text of the step, so run logs and distillation targets read like a model's
+        return Step(thought=thought, actions=[action], raw=format_step(thought, [action], self._space))
 
 
 def _center(p: dict) -> Point:
