@@ -121,12 +121,15 @@ def test_report_renders_steps_markers_and_verdicts_in_chromium(tmp_path, browser
         page.close()
 
 
-def test_three_hundred_steps_stay_small(tmp_path):
-    run = write_run(tmp_path / "long", 300)
+@pytest.mark.parametrize("steps", [pytest.param(300, marks=pytest.mark.slow), 40])
+def test_hundreds_of_steps_stay_small(tmp_path, steps):
+    """300 distinct screens stay under 5 MB (~14 KB a step with these noisy synthetic screens;
+    real pages measured ~7 KB). The 40-step variant checks the same per-step budget quickly."""
+    run = write_run(tmp_path / "long", steps)
     out = build_report(run, tmp_path / "report.html")
     size = out.stat().st_size
-    assert size < 5_000_000, f"{size / 1e6:.2f} MB"
-    assert out.read_text().count('class="step') == 300
+    assert size < 5_000_000 * steps / 300, f"{size / 1e6:.2f} MB for {steps} steps"
+    assert out.read_text().count('class="step') == steps
 
 
 def test_bad_run_dirs_are_config_errors(tmp_path):
