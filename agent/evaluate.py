@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import queue
+import shutil
 import sys
 import time
 import traceback
@@ -276,6 +277,8 @@ def run_eval_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Episo
         task = ctx.make_task(task_id, seed)
         ctx.ensure_driver(tuple(task.viewport))
         run_dir = ctx.run_dir_for(task_id, seed)
+        if run_dir is not None and run_dir.exists():
+            shutil.rmtree(run_dir)  # a retried episode: don't append to the failed try's steps
         result = _agent_run(ctx, task, run_dir)
         record.success = bool(result.success)
         record.strict_success = bool(getattr(result, "strict_success", result.success))
@@ -334,8 +337,12 @@ def _make_context(cfg: PoolConfig, worker_id: int) -> WorkerContext:
                          headless=cfg.headless, worker_id=worker_id, options=dict(cfg.options))
 
 
-def _worker_main(cfg: PoolConfig, worker_id: int, jobs, results) -> None:
-    """Entry point of a spawned worker: pull (task, seed) jobs until the None sentinel."""
+def _worker_main(cfg: PoolConfig, worker_id: int, jobs, results, slot) -> None:
+    """Entry point of a spawned worker: pull (index, task, seed) jobs until the None sentinel.
+
+    ``slot`` (shared memory) holds the index of the job in hand. Queue messages go out through a
+    feeder thread and die with a killed process; the slot is written synchronously, so the parent
+    always knows which episode a dead worker took with it."""
     try:
         ctx = _make_context(cfg, worker_id)
     except BaseException as e:  # noqa: BLE001 - report any setup failure to the parent, then exit
@@ -348,8 +355,9 @@ def _worker_main(cfg: PoolConfig, worker_id: int, jobs, results) -> None:
             job = jobs.get()
             if job is None:
                 break
-            task_id, seed = job
-            results.put(("start", worker_id, (task_id, seed)))
+            index, task_id, seed = job
+            slot.value = index
+            results.put(("start", worker_id, index))
             try:
                 record, payload = cfg.episode_fn(ctx, task_id, seed)
             except ConfigError as e:
@@ -360,7 +368,7 @@ def _worker_main(cfg: PoolConfig, worker_id: int, jobs, results) -> None:
                                        error=f"{type(e).__name__}: {e}")
                 payload = None
                 traceback.print_exc()
-            results.put(("done", worker_id, (record.model_dump(), payload)))
+            results.put(("done", worker_id, (index, record.model_dump(), payload)))
     finally:
         ctx.close()
 
@@ -402,20 +410,23 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
     mpc = mp.get_context("spawn")  # fork would copy a live Playwright/torch state: never safe
     job_q = mpc.Queue()
     res_q = mpc.Queue()
-    for j in jobs:
-        job_q.put(j)
+    for i, (task_id, seed) in enumerate(jobs):
+        job_q.put((i, task_id, seed))
     for _ in range(workers):
         job_q.put(None)
 
     procs: dict[int, Any] = {}
     ready: set[int] = set()
-    inflight: dict[int, tuple[tuple[str, int], float]] = {}
+    slots: dict[int, Any] = {}
+    inflight: dict[int, float] = {}  # worker -> when its current episode started (for timeouts)
+    completed: set[int] = set()  # job indices already given to the sink (each exactly once)
     next_id = 0
 
     def spawn() -> None:
         nonlocal next_id
-        p = mpc.Process(target=_worker_main, args=(cfg, next_id, job_q, res_q), daemon=True,
-                        name=f"galago-worker-{next_id}")
+        slots[next_id] = mpc.Value("q", -1, lock=False)
+        p = mpc.Process(target=_worker_main, args=(cfg, next_id, job_q, res_q, slots[next_id]),
+                        daemon=True, name=f"galago-worker-{next_id}")
         p.start()
         procs[next_id] = p
         next_id += 1
@@ -433,7 +444,8 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
                     if wid not in ready and not p.is_alive() and p.exitcode != 0:
                         raise GalagoError(f"worker {wid} died while starting (exit code {p.exitcode}); "
                                           "run with --workers 0 to see the error in this process")
-                remaining -= _reap(cfg, procs, inflight, sink, spawn, episode_timeout_s, remaining)
+                remaining -= _reap(cfg, jobs, procs, slots, inflight, completed, sink, spawn,
+                                   episode_timeout_s, remaining)
                 if not procs and remaining > 0:
                     orphan_rounds += 1  # give results still in the pipe a few seconds to arrive
                     if orphan_rounds > 3:
@@ -445,10 +457,13 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
             if kind == "ready":
                 ready.add(wid)
             elif kind == "start":
-                inflight[wid] = (tuple(data), time.monotonic())
+                inflight[wid] = time.monotonic()
             elif kind == "done":
                 inflight.pop(wid, None)
-                rec, payload = data
+                index, rec, payload = data
+                if index in completed:
+                    continue  # already recorded as lost with a worker that died after sending it
+                completed.add(index)
                 sink(EpisodeRecord.model_validate(rec), payload)
                 remaining -= 1
     finally:
@@ -462,29 +477,32 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
         res_q.cancel_join_thread()
 
 
-def _reap(cfg: PoolConfig, procs: dict, inflight: dict, sink: Sink, spawn: Callable[[], None],
-          episode_timeout_s: float, remaining: int) -> int:
+def _reap(cfg: PoolConfig, jobs: list[tuple[str, int]], procs: dict, slots: dict, inflight: dict,
+          completed: set[int], sink: Sink, spawn: Callable[[], None], episode_timeout_s: float,
+          remaining: int) -> int:
     """Replace dead or stuck workers; returns how many episodes were recorded as errors."""
     lost = 0
     now = time.monotonic()
     for wid, p in list(procs.items()):
-        stuck = wid in inflight and now - inflight[wid][1] > episode_timeout_s
+        stuck = wid in inflight and now - inflight[wid] > episode_timeout_s
         if p.is_alive() and not stuck:
             continue
         if stuck:
             p.terminate()
             p.join(timeout=5)
         del procs[wid]
-        if wid in inflight:
-            (task_id, seed), t0 = inflight.pop(wid)
+        t0 = inflight.pop(wid, now)
+        index = slots.pop(wid).value
+        if index >= 0 and index not in completed:
+            task_id, seed = jobs[index]
             why = (f"episode exceeded {episode_timeout_s:.0f} s" if stuck
                    else f"worker process died (exit code {p.exitcode})")
+            completed.add(index)
             sink(EpisodeRecord(task=task_id, seed=seed, split=cfg.split, worker=wid, error=why,
                                seconds=now - t0), None)
             lost += 1
-        if p.exitcode != 0 or stuck:
-            if remaining - lost > 0:
-                spawn()  # its share of the queue (and its sentinel) is still there for the new one
+        if (p.exitcode != 0 or stuck) and remaining - lost > 0:
+            spawn()  # its share of the queue (and its sentinel) is still there for the new one
     return lost
 
 

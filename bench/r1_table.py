@@ -143,11 +143,12 @@ def print_table(result: dict, stderr: bool = False) -> None:
 
     present = [(k, label) for k, label in ROWS if label in result["rows"]]
     t = Table(title=f"R1 table · {result['suite']} · held-out seeds ({result['eval_episodes_per_task']}/task) · "
-                    f"GRPO budget {result['budget_episodes']} episodes")
-    t.add_column("task")
+                    f"GRPO budget {result['budget_episodes']} episodes",
+              caption="  ".join(f"({k}) {label}" for k, label in present))
+    t.add_column("task", no_wrap=True)
     for k, label in present:
-        t.add_column(f"({k}) {label}\nsuccess", justify="right")
-        t.add_column("strict", justify="right")
+        t.add_column(f"({k}) success", justify="right", no_wrap=True)
+        t.add_column(f"({k}) strict", justify="right", no_wrap=True)
     for task in result["tasks"]:
         cells = []
         for _, label in present:
@@ -161,7 +162,9 @@ def print_table(result: dict, stderr: bool = False) -> None:
         mean += [f"[bold]{r['mean_success']:.2f}", f"[bold]{r['mean_strict_success']:.2f}"]
     t.add_row("[bold]mean", *mean)
     t.add_row("RL episodes", *[x for _, label in present for x in (str(result["rows"][label]["rl_episodes"]), "")])
-    Console(stderr=stderr).print(t)
+    con = Console(stderr=stderr)
+    con.width = max(con.width, 110)  # seven numeric columns: never squeeze them into ellipses
+    con.print(t)
 
 
 if __name__ == "__main__":

@@ -171,18 +171,24 @@ def test_a_dead_worker_is_replaced_and_its_episode_is_an_error(pages_suite, tmp_
 
 def test_resume_skips_finished_and_retries_errors(pages_suite, tmp_path):
     log = tmp_path / "episodes.jsonl"
-    evaluate(pages_suite, ["press"], scripted_factory, episodes=2, workers=0, out_dir=tmp_path)
+    evaluate(pages_suite, ["press"], scripted_factory, episodes=2, workers=0, out_dir=tmp_path,
+             save_runs=True)
     assert [r.seed for r in read_records(log)] == [0, 1]
+    assert all(Path(r.run_dir) == tmp_path / "runs" / f"press-{r.seed}" for r in read_records(log))
+    assert (tmp_path / "runs" / "press-1" / "steps.jsonl").read_text().count("\n") == 1
     # Mark seed 0 as crashed (the last record of a (task, seed) wins): a resume must retry it.
     with open(log, "a") as f:
         f.write(EpisodeRecord(task="press", seed=0, error="browser crashed").model_dump_json() + "\n")
-    report = evaluate(pages_suite, ["press"], scripted_factory, episodes=3, workers=0, out_dir=tmp_path)
+    report = evaluate(pages_suite, ["press"], scripted_factory, episodes=3, workers=0, out_dir=tmp_path,
+                      save_runs=True)
     assert report.skipped == 1  # seed 1; seed 0 (error) and seed 2 (new) ran
     assert sorted(r.seed for r in read_records(log)[3:]) == [0, 2]
     assert report.episodes == 3 and report.per_task["press"].success == 1.0 and report.errors == 0
     with pytest.raises(ConfigError, match="another configuration"):
         evaluate(pages_suite, ["press"], scripted_factory, episodes=1, workers=0, out_dir=tmp_path,
-                 split="train")
+                 split="train", save_runs=True)
+    # The retried seed 0 got a fresh trajectory, not the failed try's steps plus its own.
+    assert (tmp_path / "runs" / "press-0" / "steps.jsonl").read_text().count("\n") == 1
 
 
 # -- the real MiniWoB++ suite with its oracle ------------------------------------------------------

@@ -285,12 +285,21 @@ def click_scroll_list(ctx: OracleContext):
     first = wanted[0]
     if first not in selected or "focus" not in ctx.memory:
         # a plain click selects the first item alone (and puts the keyboard focus on it)
-        handle = ctx.page.query_selector_all("#options option")[names.index(first)]
-        scroll = ctx.reveal(handle)
-        if scroll is not None:
-            return f'"{first}" is hidden in the list; scroll the list to it.', scroll
-        ctx.memory["focus"] = names.index(first)
-        return f'Click "{first}" in the list to select it.', ctx.click(handle)
+        handles = ctx.page.query_selector_all("#options option")
+        i, k = names.index(first), ctx.memory.get("focus")
+        if ctx.reveal(handles[i]) is None:
+            ctx.memory["focus"] = i
+            return f'Click "{first}" in the list to select it.', ctx.click(handles[i])
+        if k is None:
+            # A wheel notch (100 px) can jump past a row of this short list, so the keyboard
+            # does the scrolling: select a visible row, then arrow to the one asked for.
+            k = next(j for j, h in enumerate(handles) if ctx.reveal(h) is None)
+            ctx.memory["focus"] = k
+            return (f'"{first}" is out of sight in the list; click "{names[k]}" to start from there.',
+                    ctx.click(handles[k]))
+        key = "down" if i > k else "up"
+        ctx.memory["focus"] = k + (1 if i > k else -1)
+        return f'Press {key.capitalize()} to move the selection towards "{first}".', ctx.hotkey(key)
     # further items: Ctrl+arrows move the focus without touching the selection, Ctrl+Space adds
     nxt = next(w for w in wanted if w not in selected)
     i, j = ctx.memory["focus"], names.index(nxt)
@@ -421,13 +430,26 @@ def _fill_airport(ctx: OracleContext, sel: str, want: str, label: str):
     f = ctx.js(_FIELD_JS, sel)
     if f["valid"] and want in f["value"]:
         return None
-    if f["focused"] and f["value"] == want:
+    if f["focused"] and f["value"] != want and ctx.js(_SUGGESTIONS_JS) and any(
+            f["value"] == s and want in s for s in ctx.js(_SUGGESTIONS_JS)):
+        # the arrow keys put the highlighted suggestion into the field; Enter takes it
+        return f'"{f["value"]}" is highlighted; press Enter to take it.', ctx.hotkey("enter")
+    if f["focused"] and (f["value"] == want or f["value"] in ctx.js(_SUGGESTIONS_JS)):
         suggestions = ctx.js(_SUGGESTIONS_JS)
         match = next((s for s in suggestions if want in s), None)
         if match is None:
+            waits = ctx.memory["suggest_waits"] = ctx.memory.get("suggest_waits", 0) + 1
+            if waits % 3 == 0:  # the list closed (or never opened): the Down key asks for it again
+                return f'No suggestions are showing for "{want}"; press Down to bring them up.', ctx.hotkey("down")
             return f'Wait for the suggestions for "{want}" to appear.', ctx.wait(0.4)
-        box = next(b for b in ctx.find_all_text(match, "ul.ui-autocomplete li") if ctx.visible(b))
-        return f'Pick "{match}" from the suggestions.', ctx.click(box)
+        handle = next(h for h in ctx.page.query_selector_all("ul.ui-autocomplete li")
+                      if h.is_visible() and h.text_content().strip() == match)
+        p = ctx.point(handle)
+        hit = ctx.js("([x, y, e]) => { const h = document.elementFromPoint(x, y); return !!h && e.contains(h); }",
+                     [p.x + ctx.origin[0], p.y + ctx.origin[1], handle])
+        if hit and ctx.visible(p):
+            return f'Pick "{match}" from the suggestions.', ctx.click(p)
+        return f'"{match}" is not in sight in the suggestions; press Down to move to it.', ctx.hotkey("down")
     if not f["focused"]:
         return f'Click the "{label}" field to type the {label.lower()} airport.', ctx.click(sel)
     if f["value"]:
