@@ -240,13 +240,15 @@ def guess_number(ctx: OracleContext):
         else:
             hi = min(hi, n - 1)
         ctx.memory.update(lo=lo, hi=hi)
-        note = f"The number is {fb['id']} than {n}, so it lies in {lo}-{hi}. "
+        rng = f"it must be {lo}" if lo == hi else f"it lies in {lo}-{hi}"
+        note = f"The number is {fb['id']} than {n}, so {rng}. "
     if lo > hi:
         raise OracleError(f"guess-number: the feedback is contradictory (range {lo}-{hi})")
     guess = (lo + hi) // 2
     f = ctx.js(_FIELD_JS, "#tt")
     if not f["focused"]:
-        return f"{note}Click the answer box to enter a guess.", ctx.click("#tt")
+        # the left part: a number box has spin arrows on its right that would change the value
+        return f"{note}Click the answer box to enter a guess.", _click_left_edge(ctx, "#tt")
     if f["value"] and ctx.memory.get("selected") != f["value"]:
         ctx.memory["selected"] = f["value"]
         return f"{note}Select the previous guess to replace it.", ctx.hotkey("ctrl", "a")
@@ -581,7 +583,10 @@ def _reveal_click(ctx: OracleContext, handle, seen: str, act: str):
     scroll = ctx.reveal(handle)
     if scroll is not None:
         return f"{seen} is out of view in the feed; scroll to it.", scroll
-    return act, ctx.click(handle)
+    # the icons swap to a hover image under the pointer, and a first click can miss while it loads
+    repeat = ctx.memory.get("last_act") == act
+    ctx.memory["last_act"] = act
+    return ("The last click did not register; " + act[0].lower() + act[1:] if repeat else act), ctx.click(handle)
 
 
 @oracle("social-media", max_steps=12)
@@ -616,7 +621,7 @@ def _social_toggle(ctx: OracleContext, user: str, label: str, wanted: int | None
     if len(active) < goal:
         i = next(i for i in mine if not posts[i]["active"])
         handle = ctx.page.query_selector_all("#area .media")[i].query_selector(f".controls .{cls}")
-        return _reveal_click(ctx, handle, f"Another post by {user}",
+        return _reveal_click(ctx, handle, f"The next post by {user}",
                              f'This post is by {user}; click its "{label}" button ({len(active) + 1} of {goal}).')
     if len(active) > goal:
         raise OracleError(f"{ctx.task_id}: more posts marked than asked for")
