@@ -198,6 +198,12 @@ class MiniWoBEpisode:
         if hasattr(driver, "set_observed_area"):
             driver.set_observed_area(self.observe_selector)
 
+    def oracle(self):
+        """This episode's teacher (what `--policy oracle` binds to)."""
+        from tasks.suites.miniwob.oracle import MiniWoBOracle
+
+        return MiniWoBOracle(self.id)
+
     def state(self, driver) -> dict:
         """The page's episode globals: done, raw (reward), reward (time-scaled), reason."""
         return driver.page.evaluate(_STATE_JS)
