@@ -20,7 +20,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tasks.suites.widgets import FAMILIES, WidgetSuite  # noqa: E402
-from tasks.suites.widgets.devdriver import launch_driver  # noqa: E402
+from actions.drivers.browser import BrowserDriver  # noqa: E402
 from tasks.suites.widgets.rollout import run_oracle  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown families {unknown}" if unknown else "--seeds must be >= 1")
 
     suite, console = WidgetSuite(), Console(stderr=args.json)
-    driver = launch_driver()
+    driver = BrowserDriver.launch(headless=True, viewport=(1024, 768))
     rows: dict[str, dict] = {}
     try:
         for fam in families:

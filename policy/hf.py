@@ -32,8 +32,8 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy import register
 from policy.base import BasePolicy, Episode, HistoryEntry
-from policy.prompts import (HISTORY_IMAGES, Family, Message, build_messages, family_for_model_type,
-                            MODEL_TYPE_FAMILIES)
+from policy.prompts import (HISTORY_IMAGES, Family, Message, answer_messages, build_messages, extract_answer,
+                            family_for_model_type, MODEL_TYPE_FAMILIES)
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,16 @@ class HFPolicy(BasePolicy):
                         break
         assert error is not None
         raise error
+
+
+    def answer(self, question: str, observation: Observation) -> str:
+        """Answer a question about the screen (greedy; used by Session.query / assert_ / wait_for)."""
+        space = observation.space or self.coordinate_space(observation.width, observation.height, observation.dpr)
+        msgs = answer_messages(question, self.hf.model_image(observation.screenshot, space))
+        with self._lock:
+            text, usage = self.hf.generate(msgs, max_new_tokens=self.max_new_tokens, temperature=0.0)
+        self.last_raw, self.last_usage = text, {**usage, "calls": 1}
+        return extract_answer(text)
 
 
 register("hf", lambda arg, **opts: HFPolicy(arg, **opts), form="hf:DIR", arg="required")

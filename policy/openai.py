@@ -34,8 +34,8 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy import register
 from policy.base import BasePolicy, Episode, HistoryEntry
-from policy.prompts import (HISTORY_IMAGES, UITARS_15, Family, Message, build_messages, family_for_model_name,
-                            family_from_params)
+from policy.prompts import (HISTORY_IMAGES, UITARS_15, Family, Message, answer_messages, build_messages,
+                            extract_answer, family_for_model_name, family_from_params)
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,18 @@ class OpenAIPolicy(BasePolicy):
                 error = e
         assert error is not None
         raise error
+
+
+    def answer(self, question: str, observation: Observation) -> str:
+        """Answer a question about the screen (temperature 0; Session.query / assert_ / wait_for)."""
+        space = observation.space or self.coordinate_space(observation.width, observation.height, observation.dpr)
+        messages = to_openai_messages(answer_messages(question, self._model_image(observation.screenshot, space)))
+        text, usage = self.complete(messages, 0.0)
+        for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            self.total_usage[k] += usage[k]
+        self.total_usage["calls"] += 1
+        self.last_raw, self.last_usage = text, {**usage, "calls": 1}
+        return extract_answer(text)
 
 
 register("openai", lambda arg, **opts: OpenAIPolicy(arg, **opts), form="openai:MODEL@BASE_URL", arg="required")

@@ -233,6 +233,26 @@ def build_messages(instruction: str, image: Image.Image, history: Sequence, *,
     return msgs
 
 
+ANSWER_PROMPT = ("Look at the screenshot and answer the question about it. Reply with the answer only, "
+                 "without explanation or actions.\n\n## Question\n")
+_ANSWER_PREFIX = re.compile(r"^\s*(?:thought:.*?\n)?\s*(?:answer|final answer)\s*[:：]\s*", re.I | re.S)
+_FINISHED = re.compile(r"finished\(\s*content\s*=\s*(['\"])(.*?)(?<!\\)\1\s*\)", re.S)
+
+
+def answer_messages(question: str, image: Image.Image) -> list[Message]:
+    """One turn asking a question about one screenshot (Session.query / assert_ / wait_for)."""
+    return [Message("system", [SYSTEM_PROMPT]), Message("user", [image, ANSWER_PROMPT + question.strip()])]
+
+
+def extract_answer(text: str) -> str:
+    """The answer in a reply to ``answer_messages``: GUI models often wrap it in
+    ``finished(content='...')`` or prefix ``Answer:``; both are unwrapped."""
+    m = _FINISHED.search(text)
+    if m:
+        return m.group(2).replace("\\'", "'").replace('\\"', '"').replace("\\n", "\n").strip()
+    return _ANSWER_PREFIX.sub("", text, count=1).strip()
+
+
 def instruction_from_prompt(text: str) -> str:
     """The instruction inside a first user message built by ``system_prompt`` (or the whole text,
     for clients that send just the instruction)."""

@@ -294,10 +294,12 @@ def test_grpo_in_chromium_improves_success(tmp_path):
     cfg = GRPOConfig(group=8, iterations=5, seeds_per_task=2, beta=0.01, lr=1e-2, max_new_tokens=1,
                      allowed_tokens=ids, minibatches=2, format_reward=0.0, seed=0)
     out = tmp_path / "grpo"
-    seen = []
+    seen, errors = [], []
     result = run_grpo(TwoButtons(str(tmp_path / "suite")), out, tokenizer=str(tok_dir), preset="tiny", cfg=cfg,
-                      workers=2, on_iteration=seen.append, episode_timeout_s=120)
+                      workers=2, on_iteration=seen.append, episode_timeout_s=120,
+                      on_rollout=lambda r: r.error and errors.append((r.iteration, r.sample, r.error)))
     logs = result.logs
+    assert not errors
     assert len(logs) == 5 and seen == logs and all(l.errors == 0 and l.episodes == 16 for l in logs)
     print("success by iteration:", [round(l.success, 2) for l in logs], "kl:", [round(l.kl, 4) for l in logs],
           "ep/min:", [round(l.episodes_per_min) for l in logs])

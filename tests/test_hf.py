@@ -42,19 +42,22 @@ def q3moe(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """A real headless Chromium page showing PAGE, served from 127.0.0.1."""
-    from playwright.sync_api import sync_playwright
-
+    from actions.drivers.browser import acquire_playwright, find_chromium, release_playwright
     from tasks.server import PageServer
 
     root = tmp_path_factory.mktemp("site")
     (root / "index.html").write_text(PAGE)
-    with PageServer(root) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
-        pg.goto(server.url("index.html"))
-        pg.url_root = server.url("index.html")  # type: ignore[attr-defined]
-        yield pg
-        browser.close()
+    pw = acquire_playwright()  # one sync Playwright per thread, shared with other fixtures in this worker
+    try:
+        with PageServer(root) as server:
+            browser = pw.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+            pg = browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
+            pg.goto(server.url("index.html"))
+            pg.url_root = server.url("index.html")  # type: ignore[attr-defined]
+            yield pg
+            browser.close()
+    finally:
+        release_playwright(pw)
 
 
 def observe(pg, policy) -> Observation:
@@ -182,6 +185,17 @@ def test_random_model_steps_on_a_page(which, request, page):
         assert policy.last_usage["completion_tokens"] >= 1 and policy.last_usage["prompt_tokens"] > 100
         history.append(HistoryEntry(index=i, thought="", actions=[], response=response, feedback=feedback))
     assert len(policy._images) == 2
+
+
+def test_answer_a_question_about_the_page(q25, page):
+    """Session.query/assert_ ask hf: policies questions: one greedy generation over one screenshot."""
+    from policy.hf import HFPolicy
+
+    policy = HFPolicy(q25, max_new_tokens=8)
+    reply = policy.answer("What does the button say?", observe(page, policy))
+    assert isinstance(reply, str) and reply == reply.strip()
+    assert policy.last_usage["calls"] == 1 and 1 <= policy.last_usage["completion_tokens"] <= 8
+    assert policy.last_usage["prompt_tokens"] > 100  # the image tokens are in the prompt
 
 
 def test_agent_loop_with_hf_policy(q25, tmp_path):

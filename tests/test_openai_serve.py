@@ -237,3 +237,43 @@ def test_galago_serve_cli():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class _Answering(BaseHTTPRequestHandler):
+    """Answers any question with finished(content=...), as UI-TARS tends to; keeps the last body."""
+
+    last: dict = {}
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).last = body
+        content = "Thought: I count them.\nAction: finished(content='3 items in \\'Cart\\'')"
+        payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_answer_sends_question_and_screenshot_and_unwraps_finished():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        p = OpenAIPolicy(f"ui-tars-1.5-7b@http://127.0.0.1:{srv.server_address[1]}/v1")
+        assert p.answer("How many items are in the cart?", obs_for(p, screen(400, 300))) == "3 items in 'Cart'"
+        user = [m for m in _Answering.last["messages"] if m["role"] == "user"]
+        parts = [part for m in user for part in (m["content"] if isinstance(m["content"], list) else [])]
+        assert sum(part["type"] == "image_url" for part in parts) == 1
+        assert any("How many items are in the cart?" in part.get("text", "") for part in parts)
+        assert _Answering.last["temperature"] == 0.0
+        assert p.last_usage["calls"] == 1 and p.total_usage["total_tokens"] == 9
+    finally:
+        srv.shutdown()
+        srv.server_close()

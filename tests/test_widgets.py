@@ -130,9 +130,9 @@ def test_goal_check_rules():
 
 @pytest.fixture(scope="module")
 def driver():
-    from tasks.suites.widgets.devdriver import launch_driver
+    from actions.drivers.browser import BrowserDriver
 
-    d = launch_driver()
+    d = BrowserDriver.launch(headless=True, viewport=(1024, 768))
     yield d
     d.close()
 
