@@ -85,6 +85,7 @@ class Agent:
         self.callbacks = list(callbacks)
         self.headless = headless
         self.stuck_repeats = stuck_repeats
+        self._last_usage: dict | None = None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class Agent:
                                           finished_answer=answer, stop_reason=stop_reason,
                                           policy=getattr(self.policy, "name", type(self.policy).__name__),
                                           instruction=getattr(task, "instruction", ""), max_steps=budget,
-                                          started_at=started_at))
+                                          started_at=started_at, usage=_sum_usage(records)))
                 writer.close()
             return result
 
@@ -226,7 +227,7 @@ class Agent:
             rec.error = self._describe(e, "capture", writer)
             rec.env_s = time.perf_counter() - t0
             return rec, None, None
-        rec.url, rec.title = frame.url, frame.title
+        rec.url, rec.title, rec.dpr = frame.url, frame.title, float(frame.dpr or 1.0)
         if writer is not None:
             rec.screenshot = writer.screenshot(index, frame.image)
         rec._screen_key = _screen_key(frame.image)
@@ -242,6 +243,10 @@ class Agent:
         except Exception as e:  # a crash in the policy is our bug, not the model's: end the run
             rec.error = self._describe(e, "policy", writer)
         rec.policy_s = time.perf_counter() - t1
+        usage = getattr(self.policy, "last_usage", None)
+        if isinstance(usage, dict) and usage and usage is not self._last_usage:  # a fresh dict per call
+            rec.usage = {k: int(v) for k, v in usage.items() if isinstance(v, (int, float))}
+            self._last_usage = usage
 
         if step is not None:
             rec.thought, rec.response = step.thought, step.raw
@@ -314,3 +319,11 @@ class Agent:
             with open(writer.run_dir / "error.txt", "a", encoding="utf-8") as f:
                 f.write(f"during {where}:\n{traceback.format_exc()}\n")
         return f"{where} failed: {type(e).__name__}: {e}"
+
+
+def _sum_usage(records: list[StepRecord]) -> dict:
+    total: dict[str, int] = {}
+    for rec in records:
+        for k, v in rec.usage.items():
+            total[k] = total.get(k, 0) + v
+    return total

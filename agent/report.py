@@ -138,6 +138,8 @@ def _step_html(rec: StepRecord, run: Run, store: _ImageStore, dpr: float, used: 
     bad = bool(rec.error or rec.feedback)
     parts = [f'<div class="step{" bad" if bad else ""}" data-step="{rec.index}">',
              f'<div class="idx">{rec.index}</div>']
+    if "dpr" in rec.model_fields_set:  # recorded per step since the loop writes it
+        dpr = rec.dpr
     img = store.get(run.run_dir / rec.screenshot, dpr) if rec.screenshot else None
     if img is not None:
         parts.append(f"<figure>{_img_tag(img, f'step {rec.index}', used)}{_markers(rec, img)}</figure>")
@@ -159,6 +161,8 @@ def _step_html(rec: StepRecord, run: Run, store: _ImageStore, dpr: float, used: 
     if rec.error:
         parts.append(f'<div class="error">error: {_e(rec.error)}</div>')
     timing = f"policy {rec.policy_s:.2f}s · env {rec.env_s:.2f}s"
+    if rec.usage.get("total_tokens"):
+        timing += f" · {rec.usage['total_tokens']} tokens"
     if rec.url:
         timing += f" · {_e(rec.url)}"
     parts.append(f'<div class="times">{timing}</div></div></div>')

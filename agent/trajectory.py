@@ -45,6 +45,8 @@ class StepRecord(BaseModel):
     screenshot: str = ""  # file name inside the run directory
     policy_s: float = 0.0
     env_s: float = 0.0
+    dpr: float = 1.0  # devicePixelRatio of the screenshot (its pixels / viewport CSS px)
+    usage: dict = Field(default_factory=dict)  # token counts of this step's model calls (hf:, openai:)
     success: bool | None = None  # the task's verdict after this step (None: not evaluated)
     reward: float | None = None
     outcome_detail: str = ""
@@ -74,6 +76,7 @@ class RunSummary(BaseModel):
     instruction: str = ""
     max_steps: int = 0
     started_at: float = 0.0
+    usage: dict = Field(default_factory=dict)  # token counts summed over the run's steps
 
 
 def safe_name(text: str) -> str:

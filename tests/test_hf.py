@@ -215,8 +215,12 @@ def test_agent_loop_with_hf_policy(q25, tmp_path):
         load_task_file(tmp_path / "task.yaml"))
     assert result.error is None, result.error
     assert 1 <= result.steps <= 2
-    lines = (Path(result.run_dir) / "steps.jsonl").read_text().splitlines()
+    lines = [json.loads(x) for x in (Path(result.run_dir) / "steps.jsonl").read_text().splitlines()]
     assert len(lines) == result.steps
+    # token usage per step and in total (summary.json); the screenshot's devicePixelRatio per step
+    assert all(x["usage"]["prompt_tokens"] > 100 and x["usage"]["calls"] in (1, 2) and x["dpr"] == 1.0 for x in lines)
+    summary = json.loads((Path(result.run_dir) / "summary.json").read_text())
+    assert summary["usage"]["total_tokens"] == sum(x["usage"]["total_tokens"] for x in lines)
 
 
 # -- fine-tuning ---------------------------------------------------------------------------------
