@@ -20,7 +20,6 @@ import policy
 from plan_policy import PlanPolicy
 from tasks.server import PageServer
 
-pytest_plugins = ["agent.pytest_plugin"]
 policy.register("plan", lambda arg=None, **_: PlanPolicy(), form="plan")
 
 
