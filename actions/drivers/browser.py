@@ -30,7 +30,8 @@ from actions.schema import (Action, ActionResult, Back, CallUser, Click, DoubleC
                             Hover, Navigate, RightClick, Scroll, Select, Type, Wait, action_points)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-features=OverscrollHistoryNavigation"]  # a sideways wheel never goes back
 _CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/snap/bin/chromium"]
 _ELEMENTS_JS = (Path(__file__).with_name("elements.js")).read_text()
 

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import torch
 
+from actions.errors import ActionParseError
 from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
@@ -78,7 +79,11 @@ class MoEPolicy(BasePolicy):
         space = observation.space
         if space is None or space.kind != "relative" or round(space.model_width) != SCALE:
             space = self.coordinate_space(observation.width, observation.height, observation.dpr)
-        step = parse_response(text, space)  # ActionParseError propagates: the loop feeds it back
+        try:
+            step = parse_response(text, space)
+        except ActionParseError as e:  # propagates with the text: the loop records it and feeds it back
+            e.raw = text
+            raise
         if not step.raw:
             step.raw = text
         return step

@@ -417,7 +417,8 @@ def click_shades(ctx: OracleContext):
 
 _BOOK_RE = re.compile(r"Book the (cheapest|shortest) one-way flight from: (.+?) to: (.+?) on (\d{2}/\d{2}/\d{4})\.")
 _FIELD_JS = """(s) => { const e = document.querySelector(s);
-  return {value: e.value, focused: document.activeElement === e, valid: DOMESTIC_FLIGHTS.indexOf(e.value) !== -1}; }"""
+  return {value: e.value, focused: document.activeElement === e, valid: DOMESTIC_FLIGHTS.indexOf(e.value) !== -1,
+          all_selected: e.value.length > 0 && e.selectionStart === 0 && e.selectionEnd === e.value.length}; }"""
 _SUGGESTIONS_JS = """() => { const out = [];
   for (const ul of document.querySelectorAll('ul.ui-autocomplete')) {
     if (getComputedStyle(ul).display === 'none') continue;
@@ -452,7 +453,7 @@ def _fill_airport(ctx: OracleContext, sel: str, want: str, label: str):
         return f'"{match}" is not in sight in the suggestions; press Down to move to it.', ctx.hotkey("down")
     if not f["focused"]:
         return f'Click the "{label}" field to type the {label.lower()} airport.', ctx.click(sel)
-    if f["value"]:
+    if f["value"] and not f["all_selected"]:
         return f'The "{label}" field holds the wrong text; select it all to replace it.', ctx.hotkey("ctrl", "a")
     return f'Type "{want}" into the "{label}" field.', ctx.type(want)
 
