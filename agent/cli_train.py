@@ -44,7 +44,7 @@ def distill(
     batch_size: int = typer.Option(16, "--batch-size"),
     lr: float = typer.Option(1e-3),
     warmup: int = typer.Option(100),
-    preset: str = typer.Option("default", help="model size: default or tiny"),
+    preset: str = typer.Option("default", help="model size: default, tiny; ablations: dense-active, dense-total"),
     vocab_size: int = typer.Option(4096, "--vocab-size", help="tokenizer size (new runs only)"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/train_state"),

@@ -337,3 +337,18 @@ def test_policy_spec_registry(tmp_path, tok):
     if not (CHECKPOINT_DIR / "model.safetensors").is_file():
         with pytest.raises(ConfigError, match="built-in MoE checkpoint is missing"):
             load_builtin()
+
+
+def test_dense_ablation_presets_match_active_and_total_parameters():
+    from policy.train.distill import config_preset
+
+    moe = MoEModel(config_preset("default", vocab_size=2000)).num_params()
+    for preset, key in (("dense-active", "active"), ("dense-total", "total")):
+        dense = MoEModel(config_preset(preset, vocab_size=2000))
+        assert dense.moe_layers() == [] and dense.routing_stats() == []
+        n = dense.num_params()
+        assert n["active"] == n["total"] and abs(n["total"] - moe[key]) / moe[key] < 0.01, (preset, n, moe)
+    # a dense model trains through the same path (no router, zero aux loss)
+    cfg = MoEConfig.tiny(vocab_size=2000, dense_ff=96)
+    model = MoEModel(cfg)
+    assert model.moe_layers() == [] and float(model.aux_loss()) == 0.0

@@ -59,6 +59,9 @@ class MoEConfig:
     z_loss_coef: float = 0.0
     capacity_factor: float | None = None  # None = dropless (the default; no train/infer mismatch)
     router_jitter: float = 0.0
+    # > 0: an ablation without experts: layers >= first_k_dense get a dense SwiGLU of this hidden size
+    # (presets dense-active / dense-total: the MoE's active / total FFN width)
+    dense_ff: int = 0
     # prompt layout (policy/moe/prompt.py)
     max_elements: int = 32
     max_element_tokens: int = 10
@@ -88,6 +91,8 @@ class MoEConfig:
             problems.append(f"balance {self.balance!r} must be aux_free, switch_aux or none")
         if self.capacity_factor is not None and self.capacity_factor <= 0:
             problems.append("capacity_factor must be positive or None")
+        if self.dense_ff < 0:
+            problems.append(f"dense_ff {self.dense_ff} must be >= 0")
         if problems:
             raise ConfigError("bad MoEConfig: " + "; ".join(problems))
 

@@ -370,7 +370,10 @@ class MoEModel(nn.Module):
         nums = torch.arange(NUM_MAX + 1, dtype=torch.float32).unsqueeze(-1) / NUM_MAX
         self.register_buffer("num_features", fourier_features(nums, cfg.n_fourier), persistent=False)
         self.vision = VisionEncoder(cfg)
-        self.layers = nn.ModuleList(Block(cfg, i, moe=i >= cfg.first_k_dense) for i in range(cfg.n_layers))
+        self.layers = nn.ModuleList(
+            Block(cfg, i, moe=i >= cfg.first_k_dense and not cfg.dense_ff,
+                  d_ff=cfg.dense_ff if i >= cfg.first_k_dense and cfg.dense_ff else None)
+            for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.register_buffer("rope_freqs", rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta),

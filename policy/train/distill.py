@@ -325,10 +325,19 @@ class _Progress:
             self.p.stop()
 
 
+PRESETS = ("default", "tiny", "dense-active", "dense-total")
+
+
 def config_preset(name: str, **overrides) -> MoEConfig:
-    """Named configs: ``default`` (the shipped size) and ``tiny`` (tests, smoke runs)."""
-    if name == "default":
-        return dataclasses.replace(MoEConfig(), **overrides) if overrides else MoEConfig()
+    """Named configs: ``default`` (the shipped size), ``tiny`` (tests, smoke runs), and the ablations
+    ``dense-active`` / ``dense-total``: the default without experts, each MoE layer replaced by a
+    dense SwiGLU as wide as the experts one token uses (top_k + shared) or all of them."""
     if name == "tiny":
         return MoEConfig.tiny(**overrides)
-    raise ConfigError(f"unknown config preset {name!r} (default, tiny)")
+    base = MoEConfig()
+    if name in ("dense-active", "dense-total"):
+        experts = base.top_k if name == "dense-active" else base.n_routed
+        base = dataclasses.replace(base, dense_ff=(experts + base.n_shared) * base.d_expert)
+    elif name != "default":
+        raise ConfigError(f"unknown config preset {name!r} ({', '.join(PRESETS)})")
+    return dataclasses.replace(base, **overrides) if overrides else base
