@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from actions.errors import ConfigError
 from agent.trajectory import safe_name
 from agent.evaluate import (EpisodeRecord, PoolConfig, RecordLog, WorkerContext, _Progress, _agent_run,
-                            _finish_record, _get_suite, _policy_label, check_resume_config,
-                            parse_suite_ref, plan_jobs, read_records, resolve_tasks, run_pool)
+                            _finish_record, check_resume_config, plan_episodes, plan_jobs, read_records,
+                            run_pool)
 
 COLLECT_LOG = "collect.jsonl"
 COLLECT_CONFIG = "collect.json"
@@ -143,23 +143,9 @@ def collect(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "
     """
     from policy.train.data import DemoWriter
 
-    if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
-    if workers < 0:
-        raise ConfigError(f"workers must be >= 0, got {workers}")
-    if split not in ("train", "test"):
-        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
-    if isinstance(suite, str):
-        name, ref_tasks = parse_suite_ref(suite)
-        tasks = list(tasks or []) or ref_tasks
-        suite_obj = _get_suite(name)
-        suite_arg: Any = name
-    else:
-        suite_obj = suite_arg = suite
-    task_ids = resolve_tasks(suite_obj, tasks)
-    seeds = list(range(seed, seed + episodes))
-    label = _policy_label(policy_spec)
-    suite_name = getattr(suite_obj, "name", str(suite_arg))
+    plan = plan_episodes(suite, tasks, policy_spec, episodes, workers, seed, split, max_steps)
+    suite_arg, suite_name, label = plan.suite_arg, plan.suite_name, plan.label
+    task_ids, seeds = plan.task_ids, plan.seeds
 
     out = Path(out_dir)
     check_resume_config(out, {"kind": "collect", "suite": suite_name, "policy": label, "split": split,

@@ -617,6 +617,40 @@ class _Progress:
 # The Python API
 # ---------------------------------------------------------------------------------------------
 
+@dataclass
+class EpisodePlan:
+    """What eval and collect run: the suite (object and picklable reference), tasks, seeds."""
+
+    suite: Any
+    suite_arg: Any  # what workers get: the suite name, or the (picklable) suite object
+    suite_name: str
+    task_ids: list[str]
+    seeds: list[int]
+    label: str  # the policy's label in records
+
+
+def plan_episodes(suite: Any, tasks: Sequence[str] | None, policy_spec: Any, episodes: int, workers: int,
+                  seed: int, split: str, max_steps: int | None = None) -> EpisodePlan:
+    """Validate the arguments shared by ``evaluate`` and ``collect`` and resolve suite and tasks."""
+    if episodes < 1:
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    if workers < 0:
+        raise ConfigError(f"workers must be >= 0, got {workers}")
+    if split not in ("train", "test"):
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+    if isinstance(suite, str):
+        name, ref_tasks = parse_suite_ref(suite)
+        tasks = list(tasks or []) or ref_tasks
+        suite_obj, suite_arg = _get_suite(name), name
+    else:
+        suite_obj = suite_arg = suite
+    return EpisodePlan(suite_obj, suite_arg, getattr(suite_obj, "name", str(suite_arg)),
+                       resolve_tasks(suite_obj, tasks), list(range(seed, seed + episodes)),
+                       _policy_label(policy_spec))
+
+
 def evaluate(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "builtin",
              episodes: int = 10, workers: int = 1, seed: int = 0, *, split: str = "test",
              out_dir: str | Path | None = None, max_steps: int | None = None,
@@ -632,25 +666,9 @@ def evaluate(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = 
     there (without an error) are skipped; ``save_runs`` also keeps each trajectory under
     ``out_dir/runs/TASK-SEED``.
     """
-    if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
-    if workers < 0:
-        raise ConfigError(f"workers must be >= 0, got {workers}")
-    if split not in ("train", "test"):
-        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
-    if max_steps is not None and max_steps < 1:
-        raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
-    if isinstance(suite, str):
-        name, ref_tasks = parse_suite_ref(suite)
-        tasks = list(tasks or []) or ref_tasks
-        suite_obj = _get_suite(name)
-        suite_arg: Any = name
-    else:
-        suite_obj = suite_arg = suite
-    task_ids = resolve_tasks(suite_obj, tasks)
-    seeds = list(range(seed, seed + episodes))
-    label = _policy_label(policy_spec)
-    suite_name = getattr(suite_obj, "name", str(suite_arg))
+    plan = plan_episodes(suite, tasks, policy_spec, episodes, workers, seed, split, max_steps)
+    suite_arg, suite_name, label = plan.suite_arg, plan.suite_name, plan.label
+    task_ids, seeds = plan.task_ids, plan.seeds
 
     out = Path(out_dir) if out_dir is not None else None
     previous: dict[tuple[str, int], EpisodeRecord] = {}

@@ -24,7 +24,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Sequence
+from typing import Sequence
 
 from PIL import Image
 
