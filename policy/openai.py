@@ -70,8 +70,10 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict]:
     return out
 
 
-def server_family(base_url: str, model: str, api_key: str = "EMPTY", timeout: float = 10.0) -> Family | None:
-    """The coordinate convention a server advertises for ``model`` in /v1/models (None if none)."""
+def server_entry(base_url: str, model: str, api_key: str = "EMPTY", timeout: float = 10.0) -> dict | None:
+    """What a galago server advertises for ``model`` in /v1/models (its ``galago`` object: the
+    coordinate convention, and ``elements: true`` when the policy reads the element list); None
+    for other servers."""
     req = urllib.request.Request(f"{base_url}/models", headers={"Authorization": f"Bearer {api_key}"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -81,10 +83,7 @@ def server_family(base_url: str, model: str, api_key: str = "EMPTY", timeout: fl
         return None
     for entry in body.get("data", []) if isinstance(body, dict) else []:
         if isinstance(entry, dict) and entry.get("id") == model and isinstance(entry.get("galago"), dict):
-            try:
-                return family_from_params(model, entry["galago"])
-            except (ValueError, TypeError) as e:
-                log.warning("ignoring the coordinate space %s advertises for %s: %s", base_url, model, e)
+            return entry["galago"]
     return None
 
 
@@ -112,13 +111,35 @@ class OpenAIPolicy(BasePolicy):
         self.total_usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
         self.last_raw = ""
         self._images: dict[int, Image.Image] = {}
+        self._server: dict | None = None  # the galago server's /v1/models entry ({} for other servers)
+
+    @property
+    def sends_elements(self) -> bool:
+        """Whether requests carry the page's element list (only to galago servers that ask for it)."""
+        if self._server is None:
+            self._server = server_entry(self.base_url, self.model, self.api_key) or {}
+        return bool(self._server.get("elements"))
+
+    def extra_body(self, observation: Observation) -> dict | None:
+        if not self.sends_elements:
+            return None
+        return {"galago": {"elements": [e.to_dict() for e in observation.elements],
+                           "viewport": [observation.width, observation.height], "dpr": observation.dpr}}
 
     # -- coordinate convention -----------------------------------------------------------------
 
     @property
     def family(self) -> Family:
         if self._family is None:
-            fam = server_family(self.base_url, self.model, self.api_key) or family_for_model_name(self.model)
+            fam = None
+            if self._server is None:
+                self._server = server_entry(self.base_url, self.model, self.api_key) or {}
+            if self._server:
+                try:
+                    fam = family_from_params(self.model, self._server)
+                except (ValueError, TypeError) as e:
+                    log.warning("ignoring the coordinate space %s advertises for %s: %s", self.base_url, self.model, e)
+            fam = fam or family_for_model_name(self.model)
             if fam is None:
                 log.warning("openai:%s: the model name does not say its coordinate convention and the server "
                             "advertises none; assuming UI-TARS-1.5's (smart-resized pixels)", self.model)
@@ -157,7 +178,7 @@ class OpenAIPolicy(BasePolicy):
                               language=self.language, browser=self.browser, family=self.family)
         return to_openai_messages(msgs), space
 
-    def complete(self, messages: list[dict], temperature: float) -> tuple[str, dict]:
+    def complete(self, messages: list[dict], temperature: float, extra_body: dict | None = None) -> tuple[str, dict]:
         """One chat completion with retries; returns (text, usage)."""
         import openai
 
@@ -165,7 +186,8 @@ class OpenAIPolicy(BasePolicy):
         for attempt in range(self.max_retries + 1):
             try:
                 resp = self.client.chat.completions.create(model=self.model, messages=messages,
-                                                           temperature=temperature, max_tokens=self.max_tokens)
+                                                           temperature=temperature, max_tokens=self.max_tokens,
+                                                           extra_body=extra_body)
                 break
             except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
                     openai.APIConnectionError) as e:
@@ -192,8 +214,9 @@ class OpenAIPolicy(BasePolicy):
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
         temps = [self.temperature] + ([self.retry_temperature] if self.retry_temperature is not None else [])
         error: ActionParseError | None = None
+        extra = self.extra_body(observation)
         for temperature in temps:
-            text, u = self.complete(messages, temperature)
+            text, u = self.complete(messages, temperature, extra)
             for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
                 usage[k] += u[k]
                 self.total_usage[k] += u[k]

@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 import uuid
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any, Literal, Union
 
@@ -34,7 +33,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actions.errors import ModelError
-from perception.observation import Observation
+from perception.observation import Box, Element, Observation
 from policy.base import Episode, HistoryEntry
 from policy.prompts import FEEDBACK_PREFIX, Family, instruction_from_prompt
 
@@ -43,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 20 * 1024 * 1024
 MAX_IMAGE_SIDE = 8192
 MAX_MESSAGES = 512
+MAX_ELEMENTS = 2000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,11 +88,39 @@ class ChatMessage(BaseModel):
         return "".join(p.text for p in self.parts() if isinstance(p, TextPart))
 
 
+class WireElement(BaseModel):
+    """One UI element as ``openai:`` clients send it (perception.observation.Element.to_dict)."""
+
+    model_config = ConfigDict(extra="ignore")
+    index: int = Field(ge=0)
+    role: str = Field(max_length=64)
+    text: str = Field(default="", max_length=2000)
+    box: tuple[float, float, float, float]
+    tag: str = Field(default="", max_length=64)
+    value: str = Field(default="", max_length=2000)
+    checked: bool | None = None
+    disabled: bool = False
+    focused: bool = False
+    interactive: bool = True
+
+
+class GalagoExtras(BaseModel):
+    """The request's ``galago`` field: what a screenshot alone does not carry. ``openai:`` clients
+    send it only to servers whose /v1/models entry says ``"elements": true`` (galago serve with a
+    policy that reads the element list, e.g. builtin); other servers never see it."""
+
+    model_config = ConfigDict(extra="ignore")
+    elements: list[WireElement] = Field(default_factory=list, max_length=MAX_ELEMENTS)
+    viewport: tuple[int, int] | None = None  # CSS px of the screenshot (it may be dpr x larger)
+    dpr: float = Field(default=1.0, gt=0, le=8)
+
+
 class ChatRequest(BaseModel):
     # Sampling knobs clients send (top_p, frequency_penalty, ...) are accepted and ignored: the
     # served policy decides how it decodes.
     model_config = ConfigDict(extra="ignore")
     model: str = ""
+    galago: GalagoExtras | None = None
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -134,19 +162,21 @@ def decode_image(url: str) -> Image.Image:
 # ---------------------------------------------------------------------------------------------
 
 def space_params(policy: Any) -> dict:
-    """The policy's coordinate convention as advertised JSON."""
+    """The policy's coordinate convention as advertised JSON, plus ``"elements": true`` when it
+    reads the page's element list (clients then send it in the request's ``galago`` field)."""
+    extra = {"elements": True} if getattr(policy, "uses_elements", False) else {}
     params = getattr(policy, "coordinate_params", None)
     if isinstance(params, dict):
-        return params
+        return {**params, **extra}
     fam = getattr(policy, "family", None)
     if isinstance(fam, Family):
-        return fam.params()
+        return {**fam.params(), **extra}
     space = policy.coordinate_space(1280, 720, 1.0)
     if space.kind == "relative":
-        return {"coordinate_space": "relative", "scale": int(space.model_width)}
+        return {"coordinate_space": "relative", "scale": int(space.model_width), **extra}
     if space.kind == "smart_resize":  # parameters unknown: the UI-TARS constants are the convention's default
-        return Family("served", "smart_resize").params()
-    return {"coordinate_space": "absolute"}
+        return {**Family("served", "smart_resize").params(), **extra}
+    return {"coordinate_space": "absolute", **extra}
 
 
 def read_conversation(req: ChatRequest, policy: Any) -> tuple[str, Observation, list[HistoryEntry]]:
@@ -192,6 +222,15 @@ def read_conversation(req: ChatRequest, policy: Any) -> tuple[str, Observation, 
         except ModelError:
             pass  # a past response that did not parse stays text only, as the client saw it
     obs = Observation(screenshot=current, width=w, height=h, space=space, instruction=instruction)
+    extras = req.galago
+    if extras is not None:
+        if extras.viewport is not None:
+            obs.width, obs.height = extras.viewport
+            obs.dpr = extras.dpr
+            obs.space = policy.coordinate_space(obs.width, obs.height, obs.dpr)
+        obs.elements = [Element(index=e.index, role=e.role, text=e.text, box=Box(*e.box), tag=e.tag, value=e.value,
+                                checked=e.checked, disabled=e.disabled, focused=e.focused,
+                                interactive=e.interactive) for e in extras.elements]
     return instruction, obs, history
 
 

@@ -352,3 +352,34 @@ def test_dense_ablation_presets_match_active_and_total_parameters():
     cfg = MoEConfig.tiny(vocab_size=2000, dense_ff=96)
     model = MoEModel(cfg)
     assert model.moe_layers() == [] and float(model.aux_loss()) == 0.0
+
+
+def test_served_moe_policy_gets_the_element_list(tok):
+    """galago serve advertises that the MoE policy reads elements; openai: clients then send them
+    (and the CSS viewport), so the served policy sees the same prompt as the in-process one."""
+    from policy.openai import OpenAIPolicy
+    from policy.serve import PolicyServer
+
+    def policy():
+        return MoEPolicy(sharp(build_model(MoEConfig.tiny(max_new_tokens=8, tie_embeddings=False), tok)), tok)
+
+    local, served = policy(), policy()
+    obs = Observation(screenshot(320, 420), 160, 210, elements=elements(4), dpr=2.0)  # a dpr-2 screenshot
+    with PolicyServer(served, model_name="tiny-moe") as srv:
+        srv.start()
+        remote = OpenAIPolicy(f"tiny-moe@{srv.url}", retry_temperature=None)
+        assert remote.sends_elements and remote.family.coords == "relative"
+        outcomes = []
+        for p in (local, remote):
+            try:
+                outcomes.append(p.act("Click the Submit button", obs, []).actions)
+            except ActionParseError as e:
+                outcomes.append(e.raw)
+        assert outcomes[0] == outcomes[1]
+        assert served.last.prompt_tokens == local.last.prompt_tokens
+        blind = MoEPolicy(local.model, tok, no_elements=True)
+        assert blind.encode("Click the Submit button", obs, []).tokens != local.encode("Click the Submit button", obs, []).tokens
+        # a server whose policy reads no elements is never sent any
+        with PolicyServer(blind, model_name="blind") as srv2:
+            srv2.start()
+            assert not OpenAIPolicy(f"blind@{srv2.url}").sends_elements

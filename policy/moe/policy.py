@@ -62,6 +62,11 @@ class MoEPolicy(BasePolicy):
                                   observation.elements, responses, no_image=self.no_image,
                                   no_elements=self.no_elements)
 
+    @property
+    def uses_elements(self) -> bool:
+        """It reads the page's element list (galago serve asks openai: clients to send it)."""
+        return not self.no_elements
+
     def respond(self, task: str, observation: Observation, history: Sequence[HistoryEntry | str] = ()) -> str:
         """The raw response text (not parsed)."""
         t0 = time.perf_counter()
