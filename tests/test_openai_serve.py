@@ -277,3 +277,28 @@ def test_answer_sends_question_and_screenshot_and_unwraps_finished():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.slow  # a few MiniWoB++ episodes twice
+def test_served_builtin_matches_in_process_builtin(tmp_path):
+    """`galago serve --policy builtin` over real loopback HTTP: the same episodes end the same way
+    (success, steps, actions) as with the built-in policy in-process."""
+    from agent.evaluate import evaluate
+    from policy.moe import CHECKPOINT_DIR, load_builtin
+
+    if not (CHECKPOINT_DIR / "model.safetensors").is_file():
+        pytest.skip("the built-in checkpoint is not in this checkout")
+    suite = "miniwob:click-button,click-link,enter-text"
+    with PolicyServer(load_builtin(), model_name="builtin") as srv:
+        srv.start()
+        runs = {}
+        for name, spec in (("local", "builtin"), ("remote", f"openai:builtin@{srv.url}")):
+            rep = evaluate(suite, None, spec, episodes=2, workers=0, out_dir=tmp_path / name, save_runs=True)
+            assert rep.errors == 0
+            runs[name] = sorted(rep.records, key=lambda r: r.key)
+    assert [(r.key, r.success, r.steps) for r in runs["local"]] == [(r.key, r.success, r.steps) for r in runs["remote"]]
+    assert sum(r.success for r in runs["local"]) >= 3  # the policy does solve some of them
+    for a, b in zip(runs["local"], runs["remote"]):
+        steps_a = [json.loads(x)["actions"] for x in (Path(a.run_dir) / "steps.jsonl").read_text().splitlines()]
+        steps_b = [json.loads(x)["actions"] for x in (Path(b.run_dir) / "steps.jsonl").read_text().splitlines()]
+        assert steps_a == steps_b, (a.key, steps_a, steps_b)
