@@ -124,7 +124,7 @@ def test_bias_update_balances_skewed_load():
         m = moe_layer(n_routed=8, bias_update_speed=0.015).eval()
         torch.nn.init.normal_(m.gate.weight, std=0.1)
         first = None
-        for step in range(100):
+        for step in range(200):
             if step in (1, 90):
                 m.reset_stats()  # the final load is measured over the last 10 steps
             with torch.no_grad():
@@ -247,7 +247,8 @@ def test_default_config_size(tok):
 # ---------------------------------------------------------------------------------------------
 # save/load and generation
 # ---------------------------------------------------------------------------------------------
-def test_save_load_identical_outputs(tok, tmp_path):
+@pytest.mark.parametrize("copy", [False, True])
+def test_save_load_identical_outputs(copy, tok, tmp_path):
     model = sharp(build_model(MoEConfig.tiny(), tok))
     ps = prompts(tok, model.cfg)
     save_pretrained(model, tok, tmp_path)
@@ -264,9 +265,14 @@ def test_save_load_identical_outputs(tok, tmp_path):
         from_pretrained(tmp_path)
 
 
-def test_kv_cache_generation_equals_recomputation(tok):
-    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok))
+@pytest.mark.parametrize("copy", [False, True])
+def test_kv_cache_generation_equals_recomputation(copy, tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False, copy_head=copy), tok))
     ps = prompts(tok, model.cfg)[:1]
+    if copy:  # half the mass on copying, with a query that moves with the generated text
+        with torch.no_grad():
+            model.copy.gate.weight.zero_()
+            model.copy.gate.bias.fill_(1.0)
     with_cache = generate(model, ps, 24, stop_at_eos=False)
     without = generate(model, ps, 24, use_cache=False, stop_at_eos=False)
     assert len(set(with_cache.tokens[0])) > 3  # not a degenerate repetition
@@ -274,8 +280,9 @@ def test_kv_cache_generation_equals_recomputation(tok):
     torch.testing.assert_close(torch.tensor(with_cache.logprobs), torch.tensor(without.logprobs), rtol=1e-4, atol=1e-4)
 
 
-def test_batched_generation_equals_unbatched(tok):
-    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=1)
+@pytest.mark.parametrize("copy", [False, True])
+def test_batched_generation_equals_unbatched(copy, tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False, copy_head=copy), tok), seed=1)
     ps = prompts(tok, model.cfg)
     assert len({len(p) for p in ps}) == 3  # different lengths: the batch is padded
     batched = generate(model, ps, 16, stop_at_eos=False)
@@ -286,8 +293,9 @@ def test_batched_generation_equals_unbatched(tok):
                                    rtol=1e-4, atol=1e-4)
 
 
-def test_sequence_logprobs_match_generation(tok):
-    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=2)
+@pytest.mark.parametrize("copy", [False, True])
+def test_sequence_logprobs_match_generation(copy, tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False, copy_head=copy), tok), seed=2)
     ps = prompts(tok, model.cfg)
     gen = generate(model, ps, 10, temperature=0.8, generator=torch.Generator().manual_seed(0), stop_at_eos=False)
     lp, mask = sequence_logprobs(model, ps, gen.tokens, temperature=0.8)
@@ -383,3 +391,39 @@ def test_served_moe_policy_gets_the_element_list(tok):
         with PolicyServer(blind, model_name="blind") as srv2:
             srv2.start()
             assert not OpenAIPolicy(f"blind@{srv2.url}").sends_elements
+
+
+def test_copy_head_mixture_is_a_distribution_and_copies(tok):
+    """With the gate shut the next token is exactly the attention over the prompt's tokens; the
+    mixture sums to one; a tiny copy model learns to quote instruction words in a few steps."""
+    torch.manual_seed(0)
+    model = build_model(MoEConfig.tiny(copy_head=True), tok)
+    ps = prompts(tok, model.cfg)
+    batch, labels = collate(ps, [encode_target(tok, TEXTS[0])] * 3)
+    logp, lab, _ = model(batch, labels)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(len(lab)), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        model.copy.gate.bias.fill_(-40.0)  # all mass on copying
+    logp, _, _ = model(batch, labels)
+    prompt_ids = set(ps[0].tokens) - set(range(8))
+    first_row = logp[0].detach().exp()
+    assert abs(sum(float(first_row[i]) for i in prompt_ids) - 1.0) < 1e-3
+    # learn to answer 'Type "<word>"' with the word: two words never seen as targets are copied too
+    words = [w for w in (tok.decode([i]) for i in range(tok.vocab_size))
+             if w.isalpha() and len(w) >= 3 and len(tok.encode(w)) == 1][:10]
+    assert len(words) == 10
+    model = build_model(MoEConfig.tiny(copy_head=True), tok).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def enc(w):
+        return encode_observation(tok, model.cfg, f'Type "{w}" now', screenshot(), 160, 210, elements(2), [])
+    for step in range(200):
+        ws = [words[(step * 3 + k) % 8] for k in range(8)]
+        batch, labels = collate([enc(w) for w in ws], [encode_target(tok, w) for w in ws])
+        logp, lab, aux = model(batch, labels)
+        loss = torch.nn.functional.cross_entropy(logp, lab) + aux
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = generate(model, [enc(words[8]), enc(words[9])], 1)
+    assert [tok.decode(t) for t in out.tokens] == words[8:], [tok.decode(t) for t in out.tokens]

@@ -44,6 +44,10 @@ class MoEConfig:
     norm_eps: float = 1e-6
     n_fourier: int = 16  # frequencies of the box / number features
     tie_embeddings: bool = True  # lets the head "copy" an element's coordinate tokens
+    # pointer-generator copying (See et al., 2017): the next token is a mixture of the vocabulary
+    # softmax and an attention over the prompt's tokens, so quoting a label or an element's
+    # coordinates is one attention step rather than something each layer has to learn
+    copy_head: bool = False
     # mixture of experts (DeepSeek-V3 style; see shared/notes/models.md §1.6)
     n_routed: int = 8
     n_shared: int = 1

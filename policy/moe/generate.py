@@ -70,7 +70,9 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
             raise ValueError(f"prompt of {S} tokens + {max_new} new exceeds max_seq_len {cfg.max_seq_len}")
         cache = KVCache(cfg.n_layers, B, cfg.n_heads, S + max_new, cfg.head_dim, x.dtype, x.device) \
             if use_cache else None
-        h = model.decode(x, positions, key_mask, cache, key_mask)[:, -1]
+        hidden = model.decode(x, positions, key_mask, cache, key_mask)
+        h = hidden[:, -1]
+        source = model.copy_source(hidden[:, S - batch.tokens.shape[1]:], batch)  # None without a copy head
         out = [[] for _ in range(B)]
         lps = [[] for _ in range(B)]
         done = [False] * B
@@ -80,7 +82,7 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
         if decode_threads:
             torch.set_num_threads(decode_threads)
         for step in range(max_new):
-            nxt, lp = _pick(model.logits(h, table), temperature, top_p, generator)
+            nxt, lp = _pick(model.logits(h, table, source), temperature, top_p, generator)
             for i, (t, l) in enumerate(zip(nxt.tolist(), lp.tolist())):
                 if done[i]:
                     continue

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from policy.moe.config import N_SEGMENTS, N_SPECIAL, NUM_MAX, MoEConfig
+from policy.moe.config import N_SEGMENTS, N_SPECIAL, NUM_MAX, SEG_RESPONSE, MoEConfig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +302,38 @@ class MoE(nn.Module):
         self._py_load = [0] * self.cfg.n_routed
 
 
+class CopyHead(nn.Module):
+    """Pointer-generator output (See et al., 2017): p(w) = g * softmax(vocab)(w) + (1 - g) * sum of
+    the attention on prompt positions holding token w. Keys are the final hidden states of the
+    prompt's text tokens (instruction, elements, history; specials excluded); the gate g and the
+    query come from the hidden state that predicts. Returns log-probabilities, which every caller
+    treats as logits (log_softmax of a normalised log-distribution is the identity)."""
+
+    def __init__(self, cfg: MoEConfig):
+        super().__init__()
+        self.scale = cfg.d_model ** -0.5
+        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.gate = nn.Linear(cfg.d_model, 1)
+
+    @staticmethod
+    def source_mask(tokens: torch.Tensor, segments: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return mask & (segments != SEG_RESPONSE) & (tokens >= N_SPECIAL)
+
+    def mix(self, vocab_logits: torch.Tensor, h: torch.Tensor, scores: torch.Tensor, ids: torch.Tensor,
+            valid: torch.Tensor) -> torch.Tensor:
+        """vocab_logits [n, V], h [n, D], scores [n, S] (q . k, unmasked), ids/valid [n, S] -> log p [n, V]."""
+        scores = scores.float().masked_fill(~valid, float("-inf"))
+        has = valid.any(-1, keepdim=True)
+        attn = torch.softmax(scores.masked_fill(~has, 0.0), dim=-1) * has  # rows without a source copy nothing
+        copy = torch.zeros(vocab_logits.shape, dtype=attn.dtype, device=attn.device).scatter_add_(1, ids, attn)
+        g = self.gate(h).float()
+        g = torch.where(has, g, torch.full_like(g, 30.0))  # nothing to copy: all mass on the vocabulary
+        gen = F.log_softmax(vocab_logits.float(), dim=-1) + F.logsigmoid(g)
+        cpy = torch.log(copy.clamp_min(1e-30)) + F.logsigmoid(-g)
+        return torch.logaddexp(gen, cpy)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: MoEConfig, layer: int, moe: bool, d_ff: int | None = None):
         super().__init__()
@@ -376,6 +408,7 @@ class MoEModel(nn.Module):
             for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.copy = CopyHead(cfg) if cfg.copy_head else None
         self.register_buffer("rope_freqs", rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta),
                              persistent=False)
         self.apply(self._init)
@@ -409,10 +442,25 @@ class MoEModel(nn.Module):
             x = x + self.box_emb(boxes) * box_mask.unsqueeze(-1).to(x.dtype)
         return x
 
-    def logits(self, h: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        if self.head is not None:
-            return self.head(h)
-        return F.linear(h, self.embedding_table() if table is None else table)
+    def logits(self, h: torch.Tensor, table: torch.Tensor | None = None,
+               source: "CopySource | None" = None) -> torch.Tensor:
+        """h [n, D] -> [n, V]: vocabulary logits, or with the copy head and its ``source`` (one row
+        of prompt keys per row of h) the log-probabilities of the mixture."""
+        out = self.head(h) if self.head is not None else F.linear(h, self.embedding_table() if table is None else table)
+        if self.copy is None or source is None:
+            return out
+        scores = source.scores
+        if scores is None:
+            scores = torch.einsum("nd,nsd->ns", self.copy.q(h), source.keys) * self.copy.scale
+        return self.copy.mix(out, h, scores, source.ids, source.valid)
+
+    def copy_source(self, h_text: torch.Tensor, batch: "PromptBatch") -> "CopySource | None":
+        """The copy head's keys over a batch's prompt text (h_text [B, L, D], the text part of the
+        decoder output); None without a copy head."""
+        if self.copy is None:
+            return None
+        valid = CopyHead.source_mask(batch.tokens, batch.segments, batch.mask)
+        return CopySource(self.copy.k(h_text), batch.tokens, valid)
 
     # ---- the decoder -------------------------------------------------------------------------
     def decode(self, x, positions, key_mask=None, cache: KVCache | None = None, token_mask=None):
@@ -469,10 +517,16 @@ class MoEModel(nn.Module):
         # right padding: pads come after every real token, so plain causal attention is exact
         h = self.decode(x, positions, None, None, key_mask)
         h = h[:, P:]
+        sel = targets != -100 if targets is not None else torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+        src = self.copy_source(h, batch)
+        if src is not None:  # the copy scores of every position at once, then the selected ones
+            scores = torch.einsum("bld,bsd->bls", self.copy.q(h), src.keys) * self.copy.scale
+            rows = sel.nonzero()[:, 0]
+            src = CopySource(None, src.ids[rows], src.valid[rows], scores[sel])
+        out = self.logits(h[sel], table, src)
         if targets is None:
-            return self.logits(h, table), None, self.aux_loss()
-        sel = targets != -100
-        return self.logits(h[sel], table), targets[sel], self.aux_loss()
+            return out.view(*h.shape[:2], -1), None, self.aux_loss()
+        return out, targets[sel], self.aux_loss()
 
     def aux_loss(self) -> torch.Tensor:
         losses = [b.ffn.aux_loss for b in self.layers if isinstance(b.ffn, MoE)]
@@ -505,6 +559,18 @@ class MoEModel(nn.Module):
         per_expert = expert // max(1, len(self.moe_layers()) * self.cfg.n_routed)
         active = total - expert + per_expert * self.cfg.top_k * len(self.moe_layers())
         return {"total": total, "active": active}
+
+
+@dataclass
+class CopySource:
+    """What the copy head attends over, one row per query: keys [n, S, D] (or the scores [n, S]
+    already computed from them), token ids [n, S], valid [n, S]."""
+
+    keys: torch.Tensor | None
+    ids: torch.Tensor
+    valid: torch.Tensor
+    scores: torch.Tensor | None = None
+
 
 
 @dataclass

@@ -158,8 +158,8 @@ def restrict_vocabulary(model: MoEModel, allowed: Sequence[int] | None) -> None:
     bias[ids] = 0.0
     plain = type(model).logits
 
-    def logits(h: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        return plain(model, h, table) + bias.to(h.device)
+    def logits(h: torch.Tensor, table: torch.Tensor | None = None, source=None) -> torch.Tensor:
+        return plain(model, h, table, source) + bias.to(h.device)
 
     model.logits = logits  # an instance attribute: nn.Module stores plain callables as-is
 
