@@ -31,7 +31,7 @@ from policy.moe.generate import generate  # noqa: E402
 from policy.moe.model import Block, MoEModel  # noqa: E402
 from policy.moe.prompt import collate, encode_observation, encode_target  # noqa: E402
 from policy.moe.tokenizer import GalagoTokenizer  # noqa: E402
-from policy.train.distill import make_optimizer  # noqa: E402
+from policy.train.distill import config_preset, make_optimizer  # noqa: E402
 
 WORDS = "OK Cancel Submit Next Back Login Save Delete Apply Reset Search Home Profile Settings Name Email".split()
 TARGET = "Thought: Click the Submit button.\nAction: click(start_box='(512,300)')"
@@ -136,6 +136,31 @@ def policy_step_ms(model: MoEModel, tok: GalagoTokenizer, w: int, h: int, n_el: 
             "encode_ms": statistics.median(enc) * 1000}
 
 
+def trained_policy_ms(spec: str, data: Path, steps: int) -> dict:
+    """Wall ms of ``policy.act`` (encode + generate to <|eos|> + parse) on recorded observations."""
+    import policy as policies
+    from perception.observation import Observation
+    from policy.train.data import load_demos
+
+    pol = policies.load(spec if spec == "builtin" or ":" in spec else f"moe:{spec}")
+    demos = load_demos(data)[:steps]
+    times, tokens = [], []
+    for d in demos:
+        with Image.open(d.image_path(data)) as im:
+            obs = Observation(screenshot=im.convert("RGB"), width=d.width, height=d.height,
+                              elements=d.element_objects())
+        t = time.perf_counter()
+        try:
+            pol.act(d.instruction, obs, [])
+        except Exception:  # a parse error still cost a whole step
+            pass
+        times.append((time.perf_counter() - t) * 1000)
+        tokens.append(len(pol.last.tokens[0]))
+    times.sort()
+    return {"policy": spec, "steps": len(times), "median_ms": statistics.median(times),
+            "p90_ms": times[int(0.9 * (len(times) - 1))], "median_tokens": statistics.median(tokens)}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -144,22 +169,28 @@ def main(argv=None) -> dict:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--new-tokens", type=int, default=24, help="tokens generated per policy step")
     ap.add_argument("--batch", type=int, default=16, help="training batch size")
+    ap.add_argument("--policy", default=None, help="also time a trained policy (builtin or a MoE directory) "
+                                                   "answering real recorded observations (--data)")
+    ap.add_argument("--data", type=Path, default=None, help="a `galago collect` folder for --policy")
+    ap.add_argument("--steps", type=int, default=50, help="recorded observations to answer with --policy")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = MoEConfig.tiny() if args.tiny else MoEConfig()
+    cfg = MoEConfig.tiny() if args.tiny else config_preset("default")
     tok = GalagoTokenizer.train([TARGET, *WORDS, "Click the Submit button then type ada", "button link textbox"] * 3,
                                 vocab_size=min(cfg.vocab_size, 1500))
     model = MoEModel(cfg).eval()
     counts = model.num_params()
     import os
     res = {"config": "tiny" if args.tiny else "default", "threads": args.threads,
-           "load_avg_1min": os.getloadavg()[0],  # timings are only meaningful on an idle machine "params_total": counts["total"],
-           "params_active": counts["active"], "checkpoint_mb": counts["total"] * 4 / 2 ** 20,
+           "load_avg_1min": os.getloadavg()[0],  # timings are only meaningful on an idle machine
+           "params_total": counts["total"], "params_active": counts["active"], "checkpoint_mb": counts["total"] * 4 / 2 ** 20,
            "blocks": block_throughput(cfg, 8, 256, args.reps),
            "train": train_throughput(model, tok, args.batch, max(3, args.reps // 3)),
            "policy_step": [policy_step_ms(model, tok, 160, 210, 12, args.new_tokens, args.reps),
                            policy_step_ms(model, tok, 1280, 800, 32, args.new_tokens, args.reps)]}
+    if args.policy and args.data:
+        res["trained_policy"] = trained_policy_ms(args.policy, args.data, args.steps)
     if args.json:
         print(json.dumps(res))
         return res
@@ -185,6 +216,11 @@ def main(argv=None) -> dict:
         t.add_row(r["screen"], str(r["elements"]), str(r["prompt_tokens"]), f"{r['median_ms']:.1f}",
                   f"{r['p90_ms']:.1f}", f"{r['median_cpu_ms']:.1f}", f"{r['encode_ms']:.1f}")
     con.print(t)
+    if "trained_policy" in res:
+        r = res["trained_policy"]
+        con.print(f"trained policy {r['policy']} on {r['steps']} recorded observations of {args.data}: "
+                  f"median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms per step, "
+                  f"{r['median_tokens']:.0f} tokens generated (median)")
     return res
 
 
