@@ -13,6 +13,7 @@ The default tasks are MiniWoB++'s visual tasks (where the screenshot must matter
 the element list alone decides.
 
     .venv/bin/python bench/ablation.py --episodes 10 --workers 2
+    .venv/bin/python bench/ablation.py --column no-copy-head=ckpt/nocopy --only no-copy-head   # one column
     .venv/bin/python bench/ablation.py --policy ckpt/builtin --dense-active ckpt/dense-active \\
         --dense-total ckpt/dense-total --suite miniwob --json
 
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy", default=str(CHECKPOINT_DIR), help="the full model's directory (default: builtin)")
     ap.add_argument("--dense-active", type=Path, default=None, help="dense model with equal active parameters")
     ap.add_argument("--dense-total", type=Path, default=None, help="dense model with equal total parameters")
+    ap.add_argument("--column", action="append", default=[], metavar="NAME=DIR",
+                    help="another trained variant to compare (repeatable), e.g. no-copy-head=ckpt/nocopy")
+    ap.add_argument("--only", default=None, help="comma-separated columns to run (default: all)")
     ap.add_argument("--suite", default="miniwob:" + ",".join(VISUAL + TEXTUAL), help="SUITE[:task1,task2]")
     ap.add_argument("--episodes", type=int, default=10, help="held-out seeds per task")
     ap.add_argument("--seed", type=int, default=0)
@@ -53,9 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     columns = {"full": functools.partial(load_dir, full),
                "no-screenshot": functools.partial(load_dir, full, no_image=True),
                "no-elements": functools.partial(load_dir, full, no_elements=True)}
-    for name, path in (("dense-active", args.dense_active), ("dense-total", args.dense_total)):
+    extra = [("dense-active", args.dense_active), ("dense-total", args.dense_total)]
+    for spec in args.column:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            ap.error(f"--column wants NAME=DIR, got {spec!r}")
+        extra.append((name, Path(path)))
+    for name, path in extra:
         if path is not None:
             columns[name] = functools.partial(load_dir, path)
+    if args.only:
+        keep = [c.strip() for c in args.only.split(",")]
+        unknown = [c for c in keep if c not in columns]
+        if unknown:
+            ap.error(f"unknown columns {unknown}; known: {list(columns)}")
+        columns = {k: v for k, v in columns.items() if k in keep}
     results = {}
     for name, factory in columns.items():
         print(f"-- {name}", file=sys.stderr)
