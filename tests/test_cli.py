@@ -56,11 +56,17 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, args, message):
     assert "Traceback" not in p.stderr
 
 
-@pytest.mark.slow  # three browser runs in a subprocess: ~10 s idle, far more on a loaded machine
-def test_demo_runs_every_example(tmp_path):
-    p = galago("demo", "--out", str(tmp_path), timeout=300)
+@pytest.mark.slow  # eleven browser runs in a subprocess: ~40 s idle, far more on a loaded machine
+def test_demo_runs_every_example_then_the_model_on_held_out_episodes(tmp_path):
+    from agent.cli import DEMO_HELD_OUT
+    from policy.moe import CHECKPOINT_DIR
+
+    p = galago("demo", "--out", str(tmp_path), timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
-    for task_id in ("login-basic", "todo-add-and-tick", "settings-digest"):
-        assert task_id in p.stdout
-    assert p.stdout.count("success") >= 3
-    assert len(list(tmp_path.iterdir())) == 3
+    summaries = [json.loads((d / "summary.json").read_text()) for d in tmp_path.iterdir()]
+    examples = {s["task"]: s for s in summaries if s["policy"] == "scripted"}
+    assert sorted(examples) == ["login-basic", "settings-digest", "todo-add-and-tick"]
+    assert all(s["success"] for s in examples.values())
+    held_out = [s for s in summaries if s["policy"] != "scripted"]
+    assert len(held_out) == (len(DEMO_HELD_OUT) if (CHECKPOINT_DIR / "model.safetensors").is_file() else 0)
+    assert all(s["error"] is None for s in summaries)
