@@ -18,6 +18,10 @@ FFNs: layer 0 (``first_k_dense``) is a dense SwiGLU; the others are DeepSeek-V3 
 fine-grained routed SwiGLU experts + a shared expert, sigmoid affinities routed in fp32, top-k
 selection with a per-expert bias buffer (no gradient; selection only), gates normalised among the
 selected experts and scaled by ``route_scale``. Dropless by default.
+
+Output: with ``copy_head`` (the default preset) a pointer-generator head mixes the vocabulary
+softmax with an attention over the prompt's text tokens (CopyHead), so quoting an instruction word
+or an element's coordinates is one attention step.
 """
 from __future__ import annotations
 
@@ -570,7 +574,6 @@ class CopySource:
     ids: torch.Tensor
     valid: torch.Tensor
     scores: torch.Tensor | None = None
-
 
 
 @dataclass
