@@ -114,17 +114,28 @@ class OpenAIPolicy(BasePolicy):
         self._server: dict | None = None  # the galago server's /v1/models entry ({} for other servers)
 
     @property
-    def sends_elements(self) -> bool:
-        """Whether requests carry the page's element list (only to galago servers that ask for it)."""
+    def galago_server(self) -> dict:
+        """The server's galago entry in /v1/models ({} for other servers; fetched once)."""
         if self._server is None:
             self._server = server_entry(self.base_url, self.model, self.api_key) or {}
-        return bool(self._server.get("elements"))
+        return self._server
+
+    @property
+    def sends_elements(self) -> bool:
+        """Whether requests carry the page's element list (only to galago servers that ask for it)."""
+        return bool(self.galago_server.get("elements"))
 
     def extra_body(self, observation: Observation) -> dict | None:
         if not self.sends_elements:
             return None
-        return {"galago": {"elements": [e.to_dict() for e in observation.elements],
-                           "viewport": [observation.width, observation.height], "dpr": observation.dpr}}
+        elements = []
+        for e in observation.elements:  # full-precision boxes: the served policy sees what it would in-process
+            d = e.to_dict()
+            d.pop("selector", None)
+            d["box"] = [e.box.x, e.box.y, e.box.width, e.box.height]
+            elements.append(d)
+        return {"galago": {"elements": elements, "viewport": [observation.width, observation.height],
+                           "dpr": observation.dpr}}
 
     # -- coordinate convention -----------------------------------------------------------------
 
@@ -212,7 +223,9 @@ class OpenAIPolicy(BasePolicy):
 
         messages, space = self.messages(task, observation, history)
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
-        temps = [self.temperature] + ([self.retry_temperature] if self.retry_temperature is not None else [])
+        # A galago server's policy already retries (or not) inside its own act: never retry on top.
+        retry = self.retry_temperature is not None and not self.galago_server
+        temps = [self.temperature] + ([self.retry_temperature] if retry else [])
         error: ActionParseError | None = None
         extra = self.extra_body(observation)
         for temperature in temps:

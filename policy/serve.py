@@ -196,7 +196,9 @@ def read_conversation(req: ChatRequest, policy: Any) -> tuple[str, Observation, 
     current: Image.Image | None = None
     for m in req.messages:
         if m.role == "assistant":
-            history.append(HistoryEntry(index=len(history), thought="", actions=[], response=m.text()))
+            # clients re-insert UI-TARS box markers into past responses; the policy gets its own text back
+            response = m.text().replace("<|box_start|>", "").replace("<|box_end|>", "")
+            history.append(HistoryEntry(index=len(history), thought="", actions=[], response=response))
             images.append(pending_image)
             pending_image = None
             continue
@@ -237,8 +239,10 @@ def read_conversation(req: ChatRequest, policy: Any) -> tuple[str, Observation, 
 def step_text(step: Any, space: Any) -> str:
     from actions.format import format_step
 
+    if step.raw and (not step.thought or step.thought in step.raw):
+        return step.raw  # the policy's own words, in the coordinate space /v1/models advertises
     if not step.actions:
-        return step.raw or f"Thought: {step.thought}"
+        return f"Thought: {step.thought}"
     return format_step(step.thought or "", list(step.actions), space)
 
 
