@@ -409,7 +409,10 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
 
     mpc = mp.get_context("spawn")  # fork would copy a live Playwright/torch state: never safe
     job_q = mpc.Queue()
-    res_q = mpc.Queue()
+    # Results go through a SimpleQueue: its put writes to the pipe before returning, so a worker that
+    # dies right after reporting an episode (os._exit, an OOM kill) cannot take the report with it,
+    # as it can with Queue's background feeder thread.
+    res_q = mpc.SimpleQueue()
     for i, (task_id, seed) in enumerate(jobs):
         job_q.put((i, task_id, seed))
     for _ in range(workers):
@@ -438,7 +441,7 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
     try:
         while remaining > 0:
             try:
-                kind, wid, data = res_q.get(timeout=1.0)
+                kind, wid, data = poll_queue(res_q, 1.0)
             except queue.Empty:
                 for wid, p in procs.items():
                     if wid not in ready and not p.is_alive() and p.exitcode != 0:
@@ -474,7 +477,16 @@ def _run_processes(cfg: PoolConfig, jobs: list[tuple[str, int]], workers: int, s
                 p.terminate()
                 p.join(timeout=5)
         job_q.cancel_join_thread()
-        res_q.cancel_join_thread()
+
+
+def poll_queue(q: Any, timeout: float) -> Any:
+    """``q.get()`` for a multiprocessing SimpleQueue, raising queue.Empty after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while q.empty():
+        if time.monotonic() >= deadline:
+            raise queue.Empty
+        time.sleep(0.01)
+    return q.get()
 
 
 def _reap(cfg: PoolConfig, jobs: list[tuple[str, int]], procs: dict, slots: dict, inflight: dict,

@@ -143,11 +143,9 @@ class OpenAIPolicy(BasePolicy):
     def family(self) -> Family:
         if self._family is None:
             fam = None
-            if self._server is None:
-                self._server = server_entry(self.base_url, self.model, self.api_key) or {}
-            if self._server:
+            if self.galago_server:
                 try:
-                    fam = family_from_params(self.model, self._server)
+                    fam = family_from_params(self.model, self.galago_server)
                 except (ValueError, TypeError) as e:
                     log.warning("ignoring the coordinate space %s advertises for %s: %s", self.base_url, self.model, e)
             fam = fam or family_for_model_name(self.model)

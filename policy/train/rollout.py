@@ -351,7 +351,7 @@ class RolloutPool:
 
             self._mp = mp.get_context("spawn")  # fork would copy live Playwright/torch threads
             self._jobs = self._mp.Queue()
-            self._results = self._mp.Queue()
+            self._results = self._mp.SimpleQueue()  # synchronous puts: see agent.evaluate.run_pool
             for _ in range(workers):
                 self._spawn()
 
@@ -364,6 +364,7 @@ class RolloutPool:
 
     def run(self, jobs: Sequence[RolloutJob], on_done: Callable[[Rollout], None] | None = None) -> list[Rollout]:
         """Run ``jobs``; returns their rollouts in job order. ``on_done`` sees each as it arrives."""
+        from agent.evaluate import poll_queue  # the same worker-pool plumbing as the eval runner
         if self.workers == 0:
             if self._local is None:
                 torch_threads = torch.get_num_threads()
@@ -383,7 +384,7 @@ class RolloutPool:
         inflight: dict[int, tuple[RolloutJob, float]] = {}
         while len(results) < len(jobs):
             try:
-                kind, wid, data = self._results.get(timeout=1.0)
+                kind, wid, data = poll_queue(self._results, 1.0)
             except queue.Empty:
                 for r in self._reap(inflight):
                     results[key(r)] = r
@@ -439,7 +440,6 @@ class RolloutPool:
                 p.join(timeout=5)
         self._procs.clear()
         self._jobs.cancel_join_thread()
-        self._results.cancel_join_thread()
 
     def __enter__(self) -> "RolloutPool":
         return self
