@@ -165,8 +165,8 @@ def demo(
             raise _fail(str(e), 1)
         all_ok &= result.success or not (must_pass or result.error)
         verdict = "[green]success[/]" if result.success else ("[red]error[/]" if result.error else "[red]failed[/]")
-        name = task.id if must_pass else f"{ref} (held out)"
-        table.add_row(name, spec, verdict, str(result.steps), f"{result.seconds:.1f}", str(result.run_dir))
+        name, label = (task.id, spec) if must_pass else (ref, f"{spec}, held out")
+        table.add_row(name, label, verdict, str(result.steps), f"{result.seconds:.1f}", str(result.run_dir))
     out.print(table)
     raise typer.Exit(0 if all_ok else 1)
 
