@@ -631,9 +631,8 @@ class _Progress:
 
 @dataclass
 class EpisodePlan:
-    """What eval and collect run: the suite (object and picklable reference), tasks, seeds."""
+    """What eval and collect run: the suite (its picklable reference), tasks, seeds."""
 
-    suite: Any
     suite_arg: Any  # what workers get: the suite name, or the (picklable) suite object
     suite_name: str
     task_ids: list[str]
@@ -658,7 +657,7 @@ def plan_episodes(suite: Any, tasks: Sequence[str] | None, policy_spec: Any, epi
         suite_obj, suite_arg = _get_suite(name), name
     else:
         suite_obj = suite_arg = suite
-    return EpisodePlan(suite_obj, suite_arg, getattr(suite_obj, "name", str(suite_arg)),
+    return EpisodePlan(suite_arg, getattr(suite_obj, "name", str(suite_arg)),
                        resolve_tasks(suite_obj, tasks), list(range(seed, seed + episodes)),
                        _policy_label(policy_spec))
 

@@ -184,7 +184,8 @@ def main(argv=None) -> dict:
     import os
     res = {"config": "tiny" if args.tiny else "default", "threads": args.threads,
            "load_avg_1min": os.getloadavg()[0],  # timings are only meaningful on an idle machine
-           "params_total": counts["total"], "params_active": counts["active"], "checkpoint_mb": counts["total"] * 4 / 2 ** 20,
+           "params_total": counts["total"], "params_active": counts["active"],
+           "checkpoint_mb": counts["total"] * 4 / 2 ** 20,
            "blocks": block_throughput(cfg, 8, 256, args.reps),
            "train": train_throughput(model, tok, args.batch, max(3, args.reps // 3)),
            "policy_step": [policy_step_ms(model, tok, 160, 210, 12, args.new_tokens, args.reps),

@@ -326,7 +326,6 @@ class HFPolicy(BasePolicy):
         assert error is not None
         raise error
 
-
     def answer(self, question: str, observation: Observation) -> str:
         """Answer a question about the screen (greedy; used by Session.query / assert_ / wait_for)."""
         space = observation.space or self.coordinate_space(observation.width, observation.height, observation.dpr)

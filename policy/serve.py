@@ -33,7 +33,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actions.errors import ModelError
-from perception.observation import Box, Element, Observation
+from perception.observation import Element, Observation
 from policy.base import Episode, HistoryEntry
 from policy.prompts import FEEDBACK_PREFIX, Family, instruction_from_prompt
 
@@ -165,18 +165,22 @@ def space_params(policy: Any) -> dict:
     """The policy's coordinate convention as advertised JSON, plus ``"elements": true`` when it
     reads the page's element list (clients then send it in the request's ``galago`` field)."""
     extra = {"elements": True} if getattr(policy, "uses_elements", False) else {}
+    return {**_coordinate_params(policy), **extra}
+
+
+def _coordinate_params(policy: Any) -> dict:
     params = getattr(policy, "coordinate_params", None)
     if isinstance(params, dict):
-        return {**params, **extra}
+        return params
     fam = getattr(policy, "family", None)
     if isinstance(fam, Family):
-        return {**fam.params(), **extra}
+        return fam.params()
     space = policy.coordinate_space(1280, 720, 1.0)
     if space.kind == "relative":
-        return {"coordinate_space": "relative", "scale": int(space.model_width), **extra}
+        return {"coordinate_space": "relative", "scale": int(space.model_width)}
     if space.kind == "smart_resize":  # parameters unknown: the UI-TARS constants are the convention's default
-        return {**Family("served", "smart_resize").params(), **extra}
-    return {"coordinate_space": "absolute", **extra}
+        return Family("served", "smart_resize").params()
+    return {"coordinate_space": "absolute"}
 
 
 def read_conversation(req: ChatRequest, policy: Any) -> tuple[str, Observation, list[HistoryEntry]]:
@@ -230,9 +234,7 @@ def read_conversation(req: ChatRequest, policy: Any) -> tuple[str, Observation, 
             obs.width, obs.height = extras.viewport
             obs.dpr = extras.dpr
             obs.space = policy.coordinate_space(obs.width, obs.height, obs.dpr)
-        obs.elements = [Element(index=e.index, role=e.role, text=e.text, box=Box(*e.box), tag=e.tag, value=e.value,
-                                checked=e.checked, disabled=e.disabled, focused=e.focused,
-                                interactive=e.interactive) for e in extras.elements]
+        obs.elements = [Element.from_dict(e.model_dump()) for e in extras.elements]
     return instruction, obs, history
 
 

@@ -329,9 +329,10 @@ PRESETS = ("default", "tiny", "dense-active", "dense-total")
 
 
 def config_preset(name: str, **overrides) -> MoEConfig:
-    """Named configs: ``default`` (the shipped size, with the copy head), ``tiny`` (tests, smoke runs), and the ablations
-    ``dense-active`` / ``dense-total``: the default without experts, each MoE layer replaced by a
-    dense SwiGLU as wide as the experts one token uses (top_k + shared) or all of them."""
+    """Named configs: ``default`` (the shipped size, with the copy head), ``tiny`` (tests, smoke
+    runs), and the ablations ``dense-active`` / ``dense-total``: the default without experts, each
+    MoE layer replaced by a dense SwiGLU as wide as the experts one token uses (top_k + shared) or
+    all of them."""
     if name == "tiny":
         return MoEConfig.tiny(**overrides)
     base = MoEConfig(copy_head=True)

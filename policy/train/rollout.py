@@ -351,7 +351,7 @@ class RolloutPool:
 
             self._mp = mp.get_context("spawn")  # fork would copy live Playwright/torch threads
             self._jobs = self._mp.Queue()
-            self._results = self._mp.SimpleQueue()  # synchronous puts: see agent.evaluate.run_pool
+            self._results = self._mp.SimpleQueue()  # synchronous puts: see agent.evaluate._run_processes
             for _ in range(workers):
                 self._spawn()
 
