@@ -34,6 +34,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-features=OverscrollHistoryNavigation"]  # a sideways wheel never goes back
 _CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/snap/bin/chromium"]
 _ELEMENTS_JS = (Path(__file__).with_name("elements.js")).read_text()
+_SCREENSHOT_RETRY_S = (0.05, 0.15, 0.4, 1.0)  # waits between "Unable to capture screenshot" retries
 
 # A persistent MutationObserver stamps the time of the last DOM change (installed as an init
 # script on every document, and lazily here for pages that loaded before we wrapped them). The
@@ -381,12 +382,24 @@ class BrowserDriver:
             # CDP clips are in document CSS px; ``scale`` makes the image dpr × the CSS size.
             params["clip"] = {"x": area["x"] + scroll["x"], "y": area["y"] + scroll["y"], "width": w, "height": h,
                               "scale": dpr}
-            raw = base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+            raw = self._cdp_screenshot(params)
         else:
             raw = self.page.screenshot(type=self.image_format, clip={"x": area["x"], "y": area["y"], "width": w, "height": h},
                                        quality=self.jpeg_quality if self.image_format == "jpeg" else None)
         image = Image.open(io.BytesIO(raw))
         return image.convert("RGB")
+
+    def _cdp_screenshot(self, params: dict[str, Any]) -> bytes:
+        """``Page.captureScreenshot`` with retries: a loaded renderer sometimes has no frame to give yet
+        ("Unable to capture screenshot"); it has one a frame or two later."""
+        for delay in _SCREENSHOT_RETRY_S:
+            try:
+                return base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+            except Exception as e:
+                if "unable to capture screenshot" not in str(e).lower() or self._page_gone():
+                    raise
+                time.sleep(delay)
+        return base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
 
     def _area(self) -> tuple[float, float, float, float]:
         """(x, y, width, height) of the observed area in viewport px, as of now."""
