@@ -77,6 +77,8 @@ def collect_command(
     only_success: bool = typer.Option(True, "--only-success/--keep-failures",
                                       help="keep only episodes the task judged successful"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1),
+    finish_step: bool = typer.Option(True, "--finish-step/--no-finish-step",
+                                     help="end each successful episode with a finished() step on its final screen"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON line last"),
 ) -> None:
     """Collect demonstrations (screenshot, elements, history -> UI-TARS target) for training."""
@@ -85,7 +87,8 @@ def collect_command(
     console = _consoles(as_json)
     try:
         report = collect(suite, None, policy, episodes=episodes, out_dir=out, workers=workers, seed=seed,
-                         split=split, only_success=only_success, max_steps=max_steps, progress=True)
+                         split=split, only_success=only_success, max_steps=max_steps, progress=True,
+                         finish_step=finish_step)
     except GalagoError as e:
         _fail(e)
         return

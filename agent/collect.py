@@ -26,6 +26,7 @@ from agent.evaluate import (EpisodeRecord, PoolConfig, RecordLog, WorkerContext,
 COLLECT_LOG = "collect.jsonl"
 COLLECT_CONFIG = "collect.json"
 TARGET_SCALE = 1000  # targets and history use UI-TARS-1.0's relative 0..1000 grid
+FINISH_THOUGHT = "The task is complete."  # the thought of the terminal finished() step
 
 
 class CollectReport(BaseModel):
@@ -102,6 +103,24 @@ def demo_steps(calls: Sequence[tuple[str, Any, Any]], *, episode: str, task: str
     return out
 
 
+def _finish_step_recorder(ctx: WorkerContext, recorder: _RecordingPolicy):
+    """An agent callback that, on the step the task first judges a success, observes the screen that
+    step left and records a ``finished()`` step on it: the teacher's plan ends on success, and the
+    student must learn to say so itself (Session.act ends on finished(), not on a task verdict).
+    Tasks whose final screen is not the result (``final_screen_shows_result = False``) get none."""
+    from actions.schema import Finished, Step
+    from perception.observe import observe
+
+    def callback(rec: Any, agent: Any) -> None:
+        if not rec.success or not recorder.calls or recorder.calls[-1][2].is_terminal:
+            return
+        frame = ctx.driver.capture()
+        obs = observe(frame, recorder.coordinate_space(frame.width, frame.height, frame.dpr))
+        recorder.calls.append((recorder.calls[-1][0], obs, Step(thought=FINISH_THOUGHT, actions=[Finished()])))
+
+    return callback
+
+
 def run_collect_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[EpisodeRecord, Any]:
     """One teacher episode; the payload is the list of DemoSteps to keep (None: keep nothing)."""
     t0 = time.perf_counter()
@@ -109,8 +128,10 @@ def run_collect_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Ep
     recorder = _RecordingPolicy(ctx.policy)
     try:
         task = ctx.make_task(task_id, seed)
+        finish = ctx.options.get("finish_step", True) and getattr(task, "final_screen_shows_result", True)
+        callbacks = [_finish_step_recorder(ctx, recorder)] if finish else []
         ctx.ensure_driver(tuple(task.viewport))
-        result = _agent_run(ctx, task, None, policy=recorder)
+        result = _agent_run(ctx, task, None, policy=recorder, callbacks=callbacks)
         record.success = bool(result.success)
         record.strict_success = bool(getattr(result, "strict_success", result.success))
         record.reward = float(result.reward or 0.0)
@@ -136,10 +157,11 @@ def run_collect_episode(ctx: WorkerContext, task_id: str, seed: int) -> tuple[Ep
 def collect(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "oracle",
             episodes: int = 10, out_dir: str | Path = "data", workers: int = 1, seed: int = 0, *,
             split: str = "train", only_success: bool = True, max_steps: int | None = None,
-            progress: bool = False, headless: bool = True) -> CollectReport:
+            progress: bool = False, headless: bool = True, finish_step: bool = True) -> CollectReport:
     """Run ``episodes`` seeded episodes per task with ``policy_spec`` and write demonstrations to
     ``out_dir`` with policy.train.data.DemoWriter. Episodes already logged in
     ``out_dir/collect.jsonl`` (without an error) are skipped, so an interrupted collection resumes.
+    ``finish_step`` ends every successful episode with a ``finished()`` step on its final screen.
     """
     from policy.train.data import DemoWriter
 
@@ -149,7 +171,8 @@ def collect(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "
 
     out = Path(out_dir)
     check_resume_config(out, {"kind": "collect", "suite": suite_name, "policy": label, "split": split,
-                              "max_steps": max_steps, "only_success": only_success}, COLLECT_CONFIG)
+                              "max_steps": max_steps, "only_success": only_success,
+                              "finish_step": finish_step}, COLLECT_CONFIG)
     previous = {r.key: r for r in read_records(out / COLLECT_LOG)}
     done = {k for k, r in previous.items() if not r.error}
     jobs = plan_jobs(task_ids, seeds, done)
@@ -160,7 +183,7 @@ def collect(suite: Any, tasks: Sequence[str] | None = None, policy_spec: Any = "
     cfg = PoolConfig(suite=suite_arg, policy_spec=policy_spec, split=split, max_steps=max_steps,
                      runs_dir=None, episode_fn=run_collect_episode, headless=headless,
                      threads=max(1, (os.cpu_count() or 1) // max(1, workers)),
-                     options={"only_success": only_success})
+                     options={"only_success": only_success, "finish_step": finish_step})
     stats = {"run": 0, "ok": 0, "kept": 0, "steps": 0, "errors": 0}
     writer = DemoWriter(out)
     bar = _Progress(len(jobs), f"collect {suite_name}", progress)

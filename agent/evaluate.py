@@ -262,10 +262,10 @@ class WorkerContext:
 EpisodeFn = Callable[[WorkerContext, str, int], tuple[EpisodeRecord, Any]]
 
 
-def _agent_run(ctx: WorkerContext, task: Any, run_dir: Path | None, policy: Any = None):
+def _agent_run(ctx: WorkerContext, task: Any, run_dir: Path | None, policy: Any = None, callbacks: Sequence = ()):
     from agent.loop import Agent
 
-    agent = Agent(policy or ctx.policy, driver=ctx.driver, max_steps=ctx.max_steps)
+    agent = Agent(policy or ctx.policy, driver=ctx.driver, max_steps=ctx.max_steps, callbacks=callbacks)
     return agent.run(task, run_dir=run_dir)  # None: nothing written (eval keeps only its records)
 
 

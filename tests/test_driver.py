@@ -263,6 +263,8 @@ def test_elements_roles_order_and_filters(driver, server):
     assert by_text["Title here"]["role"] == "heading" and not by_text["Title here"]["interactive"]
     assert "button" not in texts and "First" not in texts  # inner spans are not separate elements
     assert by_text["Some bold text"]["role"] == "text"
+    # A clickable word inside a sentence (cursor:pointer, a listener the DOM can't show) is its own element.
+    assert by_text["the docs"]["role"] == "clickable" and by_text["Read now"]["role"] == "text"
     cb = by_text["Remember me"]
     assert cb["role"] == "checkbox" and cb["checked"] is True
     name = by_text["Your name"]

@@ -254,3 +254,33 @@ def test_collect_writes_loadable_demonstrations(tmp_path):
     again = last_json_line(res.stdout)
     assert again["episodes_run"] == 0 and again["skipped"] == 2
     assert len(load_demos(out)) == len(demos)
+
+
+def test_collect_ends_widget_episodes_with_finished(tmp_path):
+    """A successful episode whose final screen shows the result ends with a finished() step on that
+    screen (after the step that succeeded); MiniWoB's START cover gets none; --no-finish-step drops it."""
+    from actions.parse import parse_response
+    from perception.space import CoordinateSpace
+    from policy.train.data import load_demos
+
+    out = tmp_path / "w"
+    res = CliRunner().invoke(cli_app(), ["collect", "widgets:type-field", "--episodes", "2", "--workers", "0",
+                                         "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    demos = load_demos(out)
+    for seed in (0, 1):
+        ep = sorted((d for d in demos if d.seed == seed), key=lambda d: d.step)
+        kinds = [[a.kind for a in parse_response(d.target, CoordinateSpace.relative(d.width, d.height, 1000)).actions]
+                 for d in ep]
+        assert kinds[-1] == ["finished"] and all("finished" not in k for k in kinds[:-1]), kinds
+        assert ep[-1].history == [d.target for d in ep[:-1]]
+        assert (out / ep[-1].image).read_bytes() != (out / ep[-2].image).read_bytes()  # the screen after
+
+    res = CliRunner().invoke(cli_app(), ["collect", "widgets:type-field", "--episodes", "1", "--workers", "0",
+                                         "--out", str(tmp_path / "n"), "--no-finish-step"])
+    assert res.exit_code == 0, res.output
+    assert all("finished" not in d.target for d in load_demos(tmp_path / "n"))
+    res = CliRunner().invoke(cli_app(), ["collect", "miniwob:click-button", "--episodes", "1", "--workers", "0",
+                                         "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert all("finished" not in d.target for d in load_demos(tmp_path / "m"))

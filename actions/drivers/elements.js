@@ -198,10 +198,15 @@
     for (const n of el.childNodes) if (n.nodeType === 3) s += n.data + " ";
     return clean(s);
   };
-  const onlyInline = (el) => {
+  // Text made of inline formatting only reads as one element, unless a piece of it is clickable on
+  // its own (a MiniWoB .alink span, a cursor:pointer word wired with addEventListener).
+  const onlyInline = (el, cursor) => {
     for (const c of el.children) {
-      if (!INLINE.has(c.tagName) || c.children.length && !onlyInline(c)) return false;
+      if (!INLINE.has(c.tagName)) return false;
       if (c.matches(NATIVE_CONTROLS) || c.hasAttribute("onclick") || c.hasAttribute("role")) return false;
+      const cc = getComputedStyle(c).cursor;
+      if (cc === "pointer" && cursor !== "pointer") return false;
+      if (c.children.length && !onlyInline(c, cc)) return false;
     }
     return true;
   };
@@ -265,7 +270,7 @@
     if (el.tagName === "IMG") { if (el.alt) emit(el, "text", ox, oy, frameClip, frameEl, el.alt); return; }
     const t = directText(el);
     if (t) {
-      if (!el.shadowRoot && onlyInline(el)) { emit(el, "text", ox, oy, frameClip, frameEl, el.innerText); return; }
+      if (!el.shadowRoot && onlyInline(el, style.cursor)) { emit(el, "text", ox, oy, frameClip, frameEl, el.innerText); return; }
       emit(el, "text", ox, oy, frameClip, frameEl, t);
     }
     for (const c of children(el)) visit(c, ox, oy, frameClip, frameEl);

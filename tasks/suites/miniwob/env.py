@@ -163,6 +163,7 @@ class MiniWoBEpisode:
     observe_selector: str | None = OBSERVE_SELECTOR
     script: list[str] = field(default_factory=list)
     stop_on_success: bool = False  # MiniWoB ends episodes itself (WOB_DONE_GLOBAL)
+    final_screen_shows_result: bool = False  # a done episode shows MiniWoB's START cover, not the result
     instruction: str = ""
     utterance: object = None  # raw core.getUtterance() (a dict on the nl email tasks)
     js_seed: int = 0
