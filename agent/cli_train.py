@@ -51,6 +51,8 @@ def distill(
     save_every: int = typer.Option(500, "--save-every"),
     threads: int = typer.Option(2, help="torch CPU threads"),
     include_failed: bool = typer.Option(False, "--include-failed", help="also train on failed episodes"),
+    relabel: float = typer.Option(0.0, "--relabel", min=0.0, max=1.0,
+                                  help="share of examples whose quoted labels become fresh pseudo-words"),
     eval_suite: Optional[str] = typer.Option(None, "--eval-suite", help="e.g. miniwob:click-button"),
     eval_every: int = typer.Option(0, "--eval-every", help="evaluate every N steps (and at the end)"),
     eval_episodes: int = typer.Option(5, "--eval-episodes"),
@@ -66,7 +68,7 @@ def distill(
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
-                            progress=not json_out)
+                            progress=not json_out, relabel_p=relabel)
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)

@@ -124,3 +124,42 @@ def test_cli_train_distill(tmp_path):
     assert isinstance(load_dir(tmp_path / "m"), MoEPolicy)
     r = CliRunner().invoke(app, ["train", "distill", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m2")])
     assert r.exit_code == 2
+
+
+def test_relabel_renames_quoted_labels_consistently():
+    from policy.train.relabel import relabel
+
+    rng = random.Random(3)
+    elements = [{"role": "button", "text": "Classic list", "value": ""},
+                {"role": "textbox", "text": "Website", "value": "classic list"},
+                {"role": "text", "text": "Pick the Classicalist or 03/12/2016", "value": ""}]
+    history = ["Thought: Scroll.\nAction: scroll(point='(5,5)', direction='down')"]
+    target = 'Thought: Click the "Classic list" button.\nAction: click(start_box=\'(191,175)\')'
+    instr = 'Activate the "Classic list" button, not "OK", on "03/12/2016".'
+    i2, e2, h2, t2 = relabel(instr, elements, history, target, rng)
+    new = i2.split('"')[1]
+    assert new != "Classic list" and len(new.split()) == 2 and new[0].isupper() and new.split()[1].islower()
+    assert t2 == target.replace("Classic list", new) and e2[0]["text"] == new
+    assert e2[1]["value"] == new[0].lower() + new[1:]  # another case of the same words, renamed alike
+    assert e2[2]["text"] == elements[2]["text"]  # whole words only; dates keep their meaning
+    assert '"03/12/2016"' in i2 and i2.split('"')[3] not in ("OK", "") and i2.split('"')[3].isupper()
+    assert h2 == history and elements[0]["text"] == "Classic list"  # the inputs are not modified
+    assert relabel("Scroll down.", elements, history, target, rng) == ("Scroll down.", elements, history, target)
+
+
+def test_dataset_relabel_is_deterministic_and_trains(tmp_path):
+    data = tmp_path / "data"
+    make_demos(data, n_episodes=4)
+    cfg = MoEConfig.tiny()
+    res = train_distill(data, tmp_path / "m", cfg, steps=4, batch_size=3, vocab_size=1300, progress=False,
+                        num_threads=1, relabel_p=1.0)
+    assert res.steps == 4
+    policy = load_dir(tmp_path / "m")
+    ds = DemoDataset([(data, s) for s in load_demos(data, only_success=True)], policy.tokenizer, policy.model.cfg)
+    p0, t0 = ds.example(0)
+    p1, t1 = ds.example(0, relabel_p=1.0, salt=5)
+    p2, t2 = ds.example(0, relabel_p=1.0, salt=5)
+    assert (p1.tokens, t1) == (p2.tokens, t2) and t1 != t0 and p1.tokens != p0.tokens
+    assert p1.image is p0.image  # the screenshot is shared, not re-read
+    text = policy.tokenizer.decode(t1)
+    assert "Click" in text and ds.items[0][1].instruction.split('"')[1] not in text

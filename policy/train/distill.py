@@ -39,7 +39,9 @@ from policy.moe.policy import MoEPolicy
 from policy.moe.pretrained import build_model, from_pretrained, save_pretrained
 from policy.moe.prompt import EncodedPrompt, collate, encode_observation, encode_target
 from policy.moe.tokenizer import GalagoTokenizer
+from perception.observation import Element
 from policy.train.data import DemoStep, load_demos
+from policy.train.relabel import relabel
 
 EvalFn = Callable[[int, MoEPolicy], "dict | None"]
 STATE_DIR = "train_state"
@@ -83,6 +85,27 @@ class DemoDataset:
 
     def target(self, i: int) -> list[int]:
         return self.items[i][2]
+
+    def example(self, i: int, relabel_p: float = 0.0, salt: int = 0) -> tuple[EncodedPrompt, list[int]]:
+        """(prompt, target) of item ``i``; with probability ``relabel_p`` its quoted labels are renamed
+        (policy/train/relabel.py), decided and drawn from ``salt`` and ``i`` so a resumed run repeats it."""
+        p = self.prompt(i)
+        if relabel_p <= 0:
+            return p, self.target(i)
+        rng = random.Random(salt * 1_000_003 + i)
+        if rng.random() >= relabel_p:
+            return p, self.target(i)
+        _, s, _ = self.items[i]
+        instruction, elements, history, target = relabel(s.instruction, s.elements, s.history, s.target, rng)
+        if target == s.target and instruction == s.instruction:
+            return p, self.target(i)
+        q = encode_observation(self.tok, self.cfg, instruction, None, s.width, s.height,
+                               [Element.from_dict(e) for e in elements], history)
+        q.image = p.image
+        t = encode_target(self.tok, target)
+        if len(q) + len(t) > self.cfg.max_seq_len - self.cfg.n_patches:
+            return p, self.target(i)
+        return q, t
 
     def drop_too_long(self) -> None:
         keep = []
@@ -185,12 +208,14 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                   save_every: int = 500, log_every: int = 10, eval_every: int = 0,
                   eval_fn: EvalFn | None = None, only_success: bool = True, vocab_size: int = 4096,
                   tokenizer: GalagoTokenizer | None = None, num_threads: int | None = 2,
-                  cache: bool = True, progress: bool = True) -> TrainResult:
+                  cache: bool = True, progress: bool = True, relabel_p: float = 0.0) -> TrainResult:
     """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
 
     ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
     ``eval_fn(step, policy)`` is called every ``eval_every`` steps and at the end; a dict it returns
-    is logged to metrics.jsonl. Returns a TrainResult; the trained policy is in ``out_dir``.
+    is logged to metrics.jsonl. ``relabel_p`` is the share of examples whose quoted labels are
+    renamed to pseudo-words (policy/train/relabel.py). Returns a TrainResult; the trained policy is
+    in ``out_dir``.
     """
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -236,7 +261,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     per_epoch = max(1, len(data) // bs)
     loss_ema, last_loss, t0, seen = None, float("nan"), time.perf_counter(), 0
     hparams = dict(lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, min_lr_ratio=min_lr_ratio,
-                   batch_size=bs, seed=seed, total_steps=steps, data=[str(d) for d in dirs], n_examples=len(data))
+                   batch_size=bs, seed=seed, total_steps=steps, data=[str(d) for d in dirs], n_examples=len(data),
+                   relabel_p=relabel_p)
 
     def save(step: int):
         save_checkpoint(out, model, tok, opt, {"step": step, "loss_ema": loss_ema, **hparams})
@@ -261,7 +287,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
         for step in range(start, steps):
             epoch, k = divmod(step, per_epoch)
             idx = order(epoch)[k * bs:(k + 1) * bs]
-            batch, labels = collate([data.prompt(i) for i in idx], [data.target(i) for i in idx])
+            examples = [data.example(i, relabel_p, salt=seed * 7919 + epoch) for i in idx]
+            batch, labels = collate([p for p, _ in examples], [t for _, t in examples])
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps, lr, warmup, min_lr_ratio)
             logits, lab, aux = model(batch, labels)
