@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import threading
@@ -33,25 +34,84 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run", "--disable-sync",
                  "--disable-features=OverscrollHistoryNavigation"]  # a sideways wheel never goes back
 _CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/snap/bin/chromium"]
-_ELEMENTS_JS = (Path(__file__).with_name("elements.js")).read_text()
+# Called through a wrapper that returns JSON text: Playwright's own result serialisation costs
+# ~60 ms for 200 elements, JSON.stringify + json.loads about 1 ms.
+_ELEMENTS_JS = ("(args) => JSON.stringify((" + (Path(__file__).with_name("elements.js")).read_text().strip()
+                + ")(args))")
 _SCREENSHOT_RETRY_S = (0.05, 0.15, 0.4, 1.0)  # waits between "Unable to capture screenshot" retries
 
-# A persistent MutationObserver stamps the time of the last DOM change (installed as an init
-# script on every document, and lazily here for pages that loaded before we wrapped them). The
-# settle check then waits one animation frame (input handlers have run, layout is current) and
-# resolves once the DOM has been quiet for ``quiet`` ms, or at ``timeout`` ms. When an action
-# changes nothing this costs one frame; when it does, ~``quiet`` ms after the last change.
-# Finite running animations count as "not settled" (CSS transitions are not DOM mutations).
+# An init script on every document (installed lazily too, for pages that loaded before we wrapped
+# them) keeps two things for the settle check:
+#   - the time of the last DOM change (a MutationObserver);
+#   - the work an input event started: setTimeout (<= 1 s), setInterval and requestAnimationFrame
+#     callbacks registered inside a trusted input event's handler, and, transitively, inside those
+#     callbacks. Each carries the time of the input that started its chain, and blocks the settle
+#     for at most CHAIN ms after it (a clock or a poll started by a click does not block forever).
+# The settle check waits one animation frame (input handlers have run, layout is current), then
+# resolves once no such work is pending, the DOM has been quiet for ``quiet`` ms and no finite
+# animation runs (CSS transitions are not DOM mutations), or at ``timeout`` ms. So an action that
+# changes the page synchronously costs about a frame, and one whose handler defers its work to a
+# timer or an animation loop waits for it and for the changes it makes.
 _MARK_JS = """(() => {
   if (window.__galagoMO) return;
+  const CHAIN = 1000;
   window.__galagoLastMutation = -1e9;
   window.__galagoMO = new MutationObserver(() => { window.__galagoLastMutation = performance.now(); });
   window.__galagoMO.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  const INPUT = /^(click|dblclick|auxclick|contextmenu|mouse|pointer|key|input|beforeinput|change|submit|wheel|touch|focus|blur|select|drag|drop)/;
+  const pending = new Map();  // timer / frame id -> birth time of its chain
+  let chain = null;  // birth time while an action-born callback runs
+  const born = () => {
+    if (chain !== null) return chain;
+    const e = window.event;
+    return e && e.isTrusted && INPUT.test(e.type) ? performance.now() : null;
+  };
+  const wrap = (key, fn, birth) => function () {
+    pending.delete(key.id);
+    const prev = chain;
+    chain = birth;
+    try { return fn.apply(this, arguments); } finally { chain = prev; }
+  };
+  const st = window.setTimeout, ct = window.clearTimeout, si = window.setInterval, ci = window.clearInterval;
+  const raf = window.requestAnimationFrame, caf = window.cancelAnimationFrame;
+  window.__galagoSetTimeout = st;
+  window.__galagoPending = () => {
+    const now = performance.now();
+    let n = 0;
+    for (const b of pending.values()) if (now - b < CHAIN) n++;
+    return n;
+  };
+  window.setTimeout = function (fn, delay, ...rest) {
+    const b = typeof fn === "function" && Number(delay || 0) <= CHAIN ? born() : null;
+    if (b === null) return st.call(this, fn, delay, ...rest);
+    const key = {};
+    key.id = st.call(this, wrap(key, fn, b), delay, ...rest);
+    pending.set(key.id, b);
+    return key.id;
+  };
+  window.clearTimeout = function (id) { pending.delete(id); return ct.call(this, id); };
+  window.setInterval = function (fn, delay, ...rest) {
+    const b = typeof fn === "function" ? born() : null;
+    const id = si.call(this, fn, delay, ...rest);
+    if (b !== null) pending.set(id, b);  // pending until cleared (or CHAIN ms old)
+    return id;
+  };
+  window.clearInterval = function (id) { pending.delete(id); return ci.call(this, id); };
+  window.requestAnimationFrame = function (fn) {
+    const b = typeof fn === "function" ? born() : null;
+    if (b === null) return raf.call(this, fn);
+    const key = {};
+    key.id = "f" + raf.call(this, wrap(key, fn, b));
+    pending.set(key.id, b);
+    return Number(key.id.slice(1));
+  };
+  window.cancelAnimationFrame = function (id) { pending.delete("f" + id); return caf.call(this, id); };
 })()"""
 
 _SETTLE_JS = """({quiet, timeout}) => new Promise((resolve) => {
   const t0 = performance.now();
   if (!window.__galagoMO) { MARK }
+  const later = window.__galagoSetTimeout || window.setTimeout;
   const animating = () => {
     try {
       return document.getAnimations().some((a) => a.playState === "running" &&
@@ -60,8 +120,9 @@ _SETTLE_JS = """({quiet, timeout}) => new Promise((resolve) => {
   };
   const check = () => {
     const now = performance.now();
-    if (now - t0 >= timeout || (now - window.__galagoLastMutation >= quiet && !animating())) resolve(now - t0);
-    else setTimeout(check, 5);
+    if (now - t0 >= timeout || (now - window.__galagoLastMutation >= quiet && !window.__galagoPending() &&
+        !animating())) resolve(now - t0);
+    else later(check, 4);
   };
   requestAnimationFrame(check);
 })""".replace("MARK", _MARK_JS)
@@ -212,7 +273,7 @@ class BrowserDriver:
     wraps a page someone else owns (``close`` then leaves the page alone)."""
 
     def __init__(self, page: Any, *, allowed_origins: Iterable[str] | None = None, settle_timeout: float = 2.0,
-                 quiet_ms: float = 50.0, image_format: Literal["png", "jpeg"] = "png", jpeg_quality: int = 90,
+                 quiet_ms: float = 10.0, image_format: Literal["png", "jpeg"] = "png", jpeg_quality: int = 90,
                  max_elements: int = 200, max_text: int = 80, _owned: tuple = ()):
         self.page = page
         self.settle_timeout = settle_timeout
@@ -354,8 +415,8 @@ class BrowserDriver:
     # -- capture --------------------------------------------------------------------------------
 
     def _extract(self) -> dict:
-        data = self.page.evaluate(_ELEMENTS_JS, {"selector": self._area_selector, "maxElements": self.max_elements,
-                                                 "maxText": self.max_text})
+        data = json.loads(self.page.evaluate(_ELEMENTS_JS, {"selector": self._area_selector,
+                                                            "maxElements": self.max_elements, "maxText": self.max_text}))
         if "error" in data:
             raise EnvironmentFailure(data["error"])
         return data
@@ -570,15 +631,24 @@ class BrowserDriver:
     # -- settle ---------------------------------------------------------------------------------
 
     def _settle(self, started: float) -> None:
-        """Wait (bounded by settle_timeout) until requests started by the action finish and the DOM is quiet."""
+        """Wait (bounded by settle_timeout) until the work the action started is done: its timers and
+        animation frames, its requests, and the DOM changes they make."""
         deadline = started + self.settle_timeout
+        self._settle_dom(deadline)
+        # Network: only requests the action started count (long polls from before do not block).
+        if any(t >= started for t in self._inflight.values()):
+            while time.monotonic() < deadline and any(t >= started for t in self._inflight.values()):
+                self.page.wait_for_timeout(5)
+            self._settle_dom(deadline)  # what the responses changed
+
+    def _settle_dom(self, deadline: float) -> None:
         for _ in range(3):  # a navigation destroys the context mid-wait; retry on the new document
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             try:
                 self.page.evaluate(_SETTLE_JS, {"quiet": self.quiet_ms, "timeout": left * 1000})
-                break
+                return
             except Exception as e:
                 if self._crashed or self._page_gone():
                     raise
@@ -589,9 +659,6 @@ class BrowserDriver:
                 except Exception:
                     if self._crashed or self._page_gone():
                         raise
-        # Network: only requests the action started count (long polls from before do not block).
-        while time.monotonic() < deadline and any(t >= started for t in self._inflight.values()):
-            self.page.wait_for_timeout(10)
 
     @property
     def offset(self) -> tuple[float, float]:
