@@ -118,7 +118,8 @@ class Agent:
             nonlocal driver
             if writer is not None and err is None and driver is not None:
                 try:  # the final screen is what a reader of the run wants to see first
-                    writer.final_screenshot(driver.capture().image)
+                    final = driver.capture()
+                    writer.final_screenshot(final.image, getattr(final, "png", None))
                 except Exception:
                     pass
             try:
@@ -229,7 +230,7 @@ class Agent:
             return rec, None, None
         rec.url, rec.title, rec.dpr = frame.url, frame.title, float(frame.dpr or 1.0)
         if writer is not None:
-            rec.screenshot = writer.screenshot(index, frame.image)
+            rec.screenshot = writer.screenshot(index, frame.image, getattr(frame, "png", None))
         rec._screen_key = _screen_key(frame.image)
         env_s = time.perf_counter() - t0
 

@@ -27,6 +27,7 @@ class Frame:
     title: str = ""
     elements: list[dict] = field(default_factory=list)
     offset: tuple[float, float] = (0.0, 0.0)
+    png: bytes | None = None  # the screenshot as the browser encoded it (PNG), written to disk as is
 
 
 @runtime_checkable

@@ -428,13 +428,14 @@ class BrowserDriver:
             area, scroll = data["area"], data["scroll"]
             dpr = float(data["dpr"])
             w, h = max(1, round(area["width"])), max(1, round(area["height"]))
-            image = self._screenshot(area, scroll, w, h, dpr)
+            image, raw = self._screenshot(area, scroll, w, h, dpr)
             self._last_size = (area["width"], area["height"])
             self._last_offset = (float(area["x"]), float(area["y"]))
             return Frame(image=image, width=w, height=h, dpr=dpr, url=self.page.url, title=data.get("title", ""),
-                         elements=data["elements"], offset=self._last_offset)
+                         elements=data["elements"], offset=self._last_offset,
+                         png=raw if self.image_format == "png" else None)
 
-    def _screenshot(self, area: dict, scroll: dict, w: int, h: int, dpr: float) -> Image.Image:
+    def _screenshot(self, area: dict, scroll: dict, w: int, h: int, dpr: float) -> tuple[Image.Image, bytes]:
         if self._cdp is not None:
             params: dict[str, Any] = {"format": self.image_format, "fromSurface": True, "captureBeyondViewport": False,
                                       "optimizeForSpeed": True}  # fast encoding; the pixels are the same
@@ -448,7 +449,7 @@ class BrowserDriver:
             raw = self.page.screenshot(type=self.image_format, clip={"x": area["x"], "y": area["y"], "width": w, "height": h},
                                        quality=self.jpeg_quality if self.image_format == "jpeg" else None)
         image = Image.open(io.BytesIO(raw))
-        return image.convert("RGB")
+        return image.convert("RGB"), raw
 
     def _cdp_screenshot(self, params: dict[str, Any]) -> bytes:
         """``Page.captureScreenshot`` with retries: a loaded renderer sometimes has no frame to give yet
