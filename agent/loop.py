@@ -55,8 +55,11 @@ class _EndRun(Exception):
     """Internal: the environment (or our own code) failed; end the run with this message."""
 
 
-def _screen_key(image: Any) -> str:
-    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()
+def _screen_key(frame: Any) -> str:
+    """A hash of the screen: of the browser's PNG bytes when there are (same pixels, same bytes;
+    the image need not be decoded), else of the pixels."""
+    png = getattr(frame, "png", None)
+    return hashlib.blake2b(png if png else frame.image.tobytes(), digest_size=16).hexdigest()
 
 
 class Agent:
@@ -231,7 +234,7 @@ class Agent:
         rec.url, rec.title, rec.dpr = frame.url, frame.title, float(frame.dpr or 1.0)
         if writer is not None:
             rec.screenshot = writer.screenshot(index, frame.image, getattr(frame, "png", None))
-        rec._screen_key = _screen_key(frame.image)
+        rec._screen_key = _screen_key(frame)
         env_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()

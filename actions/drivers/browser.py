@@ -449,7 +449,8 @@ class BrowserDriver:
             raw = self.page.screenshot(type=self.image_format, clip={"x": area["x"], "y": area["y"], "width": w, "height": h},
                                        quality=self.jpeg_quality if self.image_format == "jpeg" else None)
         image = Image.open(io.BytesIO(raw))
-        return image.convert("RGB"), raw
+        # Decoded on first use: a policy that never looks (a cached replay, a script) never pays for it.
+        return (image if image.mode == "RGB" else image.convert("RGB")), raw
 
     def _cdp_screenshot(self, params: dict[str, Any]) -> bytes:
         """``Page.captureScreenshot`` with retries: a loaded renderer sometimes has no frame to give yet
