@@ -424,7 +424,8 @@ class Session:
         rec = StepRecord(index=0, started_at=time.time(), thought=instruction)
         t0 = time.perf_counter()
         frame, obs = self._observe(policy)
-        rec.url, rec.title, rec.screenshot = frame.url, frame.title, writer.screenshot(0, frame.image, getattr(frame, "png", None))
+        rec.url, rec.title = frame.url, frame.title
+        rec.screenshot = writer.screenshot(0, frame.image, getattr(frame, "png", None))
         rec.env_s = time.perf_counter() - t0
         task = InstructionTask(instruction, 1, (frame.width, frame.height))
         point, element, why, step = None, None, "", None
@@ -476,7 +477,8 @@ class Session:
         rec = StepRecord(index=index, started_at=time.time(), thought=question)
         t0 = time.perf_counter()
         frame, obs = self._observe(policy)
-        rec.url, rec.title, rec.screenshot = frame.url, frame.title, writer.screenshot(index, frame.image, getattr(frame, "png", None))
+        rec.url, rec.title = frame.url, frame.title
+        rec.screenshot = writer.screenshot(index, frame.image, getattr(frame, "png", None))
         rec.env_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         reply = str(policy.answer(question, obs))

@@ -32,6 +32,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from actions.errors import ConfigError
+from perception.observation import Element
 from policy.moe.config import MoEConfig
 from policy.moe.generate import generate
 from policy.moe.model import MoEModel
@@ -39,7 +40,6 @@ from policy.moe.policy import MoEPolicy
 from policy.moe.pretrained import build_model, from_pretrained, save_pretrained
 from policy.moe.prompt import EncodedPrompt, collate, encode_observation, encode_target
 from policy.moe.tokenizer import GalagoTokenizer
-from perception.observation import Element
 from policy.train.data import DemoStep, load_demos
 from policy.train.relabel import relabel
 
