@@ -67,6 +67,9 @@ class MoEConfig:
     # (presets dense-active / dense-total: the MoE's active / total FFN width)
     dense_ff: int = 0
     # prompt layout (policy/moe/prompt.py)
+    # where an element's centre tokens go: "last" (after its role and text, so in a causal decoder the
+    # coordinate tokens have read the label they belong to and pointing is copying them) or "first"
+    coords_last: bool = False
     max_elements: int = 32
     max_element_tokens: int = 10
     max_instruction_tokens: int = 48

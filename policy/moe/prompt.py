@@ -4,6 +4,7 @@ Token layout (after the image patches):
 
     <|bos|> <|instr|> instruction
     <|el|> cx cy role text [value] [flags]          one group per element, box embedding on each token
+                                                    (``coords_last``: <|el|> role text [value] [flags] cx cy)
     <|hist|> action ...                             the last ``max_history`` actions (compact: no thoughts)
     <|resp|>                                        the response follows (training: target + <|eos|>)
 
@@ -89,9 +90,10 @@ def _select_elements(elements: Sequence[Element], width: float, height: float, l
     return [e for e in vis if id(e) in keep]
 
 
-def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, limit: int) -> list[int]:
+def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, limit: int,
+                coords_last: bool = False) -> list[int]:
     cx, cy = e.box.center
-    ids = [EL, tok.num_id(round(_rel(cx, width) * 1000)), tok.num_id(round(_rel(cy, height) * 1000))]
+    coords = [tok.num_id(round(_rel(cx, width) * 1000)), tok.num_id(round(_rel(cy, height) * 1000))]
     # the role and the text are tokenised apart, so a label tokenises as it does after a quote
     body = tok.encode(_clean(e.role, 20)) + tok.encode(_clean(e.text))
     extra = []
@@ -105,7 +107,8 @@ def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, l
         extra.append("disabled")
     if extra:
         body += tok.encode(" " + " ".join(extra))
-    return ids + body[:max(0, limit)]
+    body = body[:max(0, limit)]
+    return [EL] + body + coords if coords_last else [EL] + coords + body
 
 
 def encode_observation(tok: GalagoTokenizer, cfg: MoEConfig, instruction: str, image: Image.Image | None,
@@ -121,7 +124,7 @@ def encode_observation(tok: GalagoTokenizer, cfg: MoEConfig, instruction: str, i
     p.extend([INSTR] + tok.encode(_clean(instruction, 400))[:cfg.max_instruction_tokens], SEG_INSTRUCTION)
     if not no_elements:
         for e in _select_elements(elements, width, height, cfg.max_elements):
-            ids = element_ids(tok, e, width, height, cfg.max_element_tokens)
+            ids = element_ids(tok, e, width, height, cfg.max_element_tokens, cfg.coords_last)
             b = e.box
             box = (_rel(b.x, width), _rel(b.y, height), _rel(b.x + b.width, width), _rel(b.y + b.height, height))
             p.tokens.extend(ids)

@@ -356,13 +356,13 @@ PRESETS = ("default", "tiny", "dense-active", "dense-total")
 
 
 def config_preset(name: str, **overrides) -> MoEConfig:
-    """Named configs: ``default`` (the shipped size, with the copy head), ``tiny`` (tests, smoke
+    """Named configs: ``default`` (the shipped size, with the copy head, coordinates after labels), ``tiny`` (tests, smoke
     runs), and the ablations ``dense-active`` / ``dense-total``: the default without experts, each
     MoE layer replaced by a dense SwiGLU as wide as the experts one token uses (top_k + shared) or
     all of them."""
     if name == "tiny":
         return MoEConfig.tiny(**overrides)
-    base = MoEConfig(copy_head=True)
+    base = MoEConfig(copy_head=True, coords_last=True)
     if name in ("dense-active", "dense-total"):
         experts = base.top_k if name == "dense-active" else base.n_routed
         base = dataclasses.replace(base, dense_ff=(experts + base.n_shared) * base.d_expert)
