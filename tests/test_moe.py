@@ -222,6 +222,12 @@ def test_prompt_puts_element_centres_on_the_relative_grid(tok):
     assert p.tokens[i + 1:i + 3] == [tok.num_id(250), tok.num_id(350)]
     assert p.boxes[i] == pytest.approx((0.2, 1 / 3, 0.3, 110 / 300)) and p.box_mask[i]
     assert p.image.shape == (3, cfg.image_size, cfg.image_size) and p.image.sum() == 0  # blank
+    # coords_last: the same tokens, the centre after the role and the label, still inside the group
+    p3 = encode_observation(tok, MoEConfig.tiny(coords_last=True), "Click OK", None, 200, 300, [e], [])
+    j = p3.tokens.index(5)
+    group = [t for t, b in zip(p3.tokens[j:], p3.box_mask[j:]) if b][:p.box_mask.count(True)]
+    assert group[-2:] == [tok.num_id(250), tok.num_id(350)] and group[1:-2] == p.tokens[i + 3:i + len(group)]
+    assert sorted(p3.tokens) == sorted(p.tokens)
     p2 = encode_observation(tok, cfg, "Click OK", None, 200, 300, [e], [], no_elements=True)
     assert 5 not in p2.tokens
     with pytest.raises(ValueError):
