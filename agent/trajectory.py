@@ -110,19 +110,17 @@ class TrajectoryWriter:
     def screenshot(self, index: int, image: Any, png: bytes | None = None) -> str:
         """Write the step's screenshot; ``png`` (the browser's own encoding) is written as is, which
         saves re-encoding the image (tens of ms for a 1280x720 PNG)."""
-        name = f"step-{index:03d}.png"
+        return self._image(f"step-{index:03d}.png", image, png)
+
+    def final_screenshot(self, image: Any, png: bytes | None = None) -> str:
+        return self._image(FINAL_SCREENSHOT, image, png)
+
+    def _image(self, name: str, image: Any, png: bytes | None) -> str:
         if png:
             (self.run_dir / name).write_bytes(png)
         else:
             image.save(self.run_dir / name)
         return name
-
-    def final_screenshot(self, image: Any, png: bytes | None = None) -> str:
-        if png:
-            (self.run_dir / FINAL_SCREENSHOT).write_bytes(png)
-        else:
-            image.save(self.run_dir / FINAL_SCREENSHOT)
-        return FINAL_SCREENSHOT
 
     def append(self, record: StepRecord) -> None:
         self._steps.write(record.model_dump_json() + "\n")

@@ -1,11 +1,11 @@
-"""Record/replay speed: the first run of a 4-step flow (policy loaded and asked every step) against
-its replay from the cache (the policy is never loaded), in real headless Chromium.
+"""Record/replay speed: the first run of a sign-in form flow (policy loaded and asked every step)
+against its replay from the cache (the policy is never loaded), in real headless Chromium.
 
     .venv/bin/python bench/replay_speed.py                 # builtin policy (scripted if no checkpoint)
     .venv/bin/python bench/replay_speed.py --policy moe:DIR -n 5 --json
 
-The built-in policy is used when its checkpoint exists; otherwise the scripted policy plays the
-same 4 steps, and the table says so (then the speed-up shows only the loop's own overhead, since
+The built-in policy is used when its checkpoint exists; otherwise the scripted policy fills the
+two fields in 4 steps, and the table says so (then the speed-up shows only the loop's own overhead, since
 a scripted policy costs nothing to load or ask). With --json the last stdout line is one JSON object.
 """
 from __future__ import annotations

@@ -455,14 +455,17 @@ class BrowserDriver:
     def _cdp_screenshot(self, params: dict[str, Any]) -> bytes:
         """``Page.captureScreenshot`` with retries: a loaded renderer sometimes has no frame to give yet
         ("Unable to capture screenshot"); it has one a frame or two later."""
+        def shot() -> bytes:
+            return base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+
         for delay in _SCREENSHOT_RETRY_S:
             try:
-                return base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+                return shot()
             except Exception as e:
                 if "unable to capture screenshot" not in str(e).lower() or self._page_gone():
                     raise
                 time.sleep(delay)
-        return base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+        return shot()
 
     def _area(self) -> tuple[float, float, float, float]:
         """(x, y, width, height) of the observed area in viewport px, as of now."""
@@ -638,9 +641,11 @@ class BrowserDriver:
         deadline = started + self.settle_timeout
         self._settle_dom(deadline)
         # Network: only requests the action started count (long polls from before do not block).
-        if any(t >= started for t in self._inflight.values()):
-            while time.monotonic() < deadline and any(t >= started for t in self._inflight.values()):
-                self.page.wait_for_timeout(5)
+        waited = False
+        while time.monotonic() < deadline and any(t >= started for t in self._inflight.values()):
+            self.page.wait_for_timeout(5)
+            waited = True
+        if waited:
             self._settle_dom(deadline)  # what the responses changed
 
     def _settle_dom(self, deadline: float) -> None:

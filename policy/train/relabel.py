@@ -32,10 +32,13 @@ def _pseudo_word(n: int, rng: random.Random) -> str:
 
 
 def _shape_like(word: str, new: str) -> str:
+    """``new`` written in ``word``'s case: all capitals, capitalised, or lower-case first letter."""
     if word.isupper() and len(word) > 1:
         return new.upper()
     if word[:1].isupper():
         return new[:1].upper() + new[1:]
+    if word[:1].islower():
+        return new[:1].lower() + new[1:]
     return new
 
 
@@ -72,18 +75,7 @@ def apply_map(text: str, mapping: dict[str, str], pattern: re.Pattern | None) ->
     if pattern is None or not text:
         return text
 
-    def sub(m: re.Match) -> str:
-        old = m.group(0)
-        new = mapping[old.lower()]
-        if old.isupper() and any(c.isalpha() for c in old) and len(old) > 1:
-            return new.upper()
-        if old[:1].isupper() and not new[:1].isupper():
-            return new[:1].upper() + new[1:]
-        if old[:1].islower() and new[:1].isupper():
-            return new[:1].lower() + new[1:]
-        return new
-
-    return pattern.sub(sub, text)
+    return pattern.sub(lambda m: _shape_like(m.group(0), mapping[m.group(0).lower()]), text)
 
 
 def relabel(instruction: str, elements: list[dict[str, Any]], history: list[str], target: str,
