@@ -32,8 +32,9 @@ from actions.errors import ConfigError
 from actions.schema import TERMINAL_KINDS, Action, Finished, Point, Step, action_points
 from perception.observation import Element, Observation
 from perception.space import CoordinateSpace
-from policy.base import BasePolicy, Episode, HistoryEntry
+from policy.base import BasePolicy, Episode, HistoryEntry, ScreenshotNeeded
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when PyYAML has it: ~10x faster
 CacheMode = Literal["read-write", "read-only", "off"]
 _MODE_ALIASES = {"rw": "read-write", "read-write": "read-write", "readwrite": "read-write",
                  "ro": "read-only", "read-only": "read-only", "readonly": "read-only",
@@ -159,7 +160,7 @@ class Cache:
         if not self.path.is_file():
             return {}
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))  # never constructs objects
+            data = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_Loader)  # never constructs objects
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise ConfigError(f"{self.path}: cannot read the galago cache: {e}") from None
         if data is None:
@@ -188,6 +189,9 @@ class Cache:
         if self.mode != "read-write":
             return False
         with self._lock:
+            known = self._entries.get(entry.key)
+            if known is not None and _dump_entry(known) == _dump_entry(entry):
+                return False  # a clean replay: nothing to write, and no need to re-read the file
             merged = self._read()  # someone else (another worker) may have written meanwhile
             old = merged.get(entry.key)
             if old is not None and _dump_entry(old) == _dump_entry(entry):
@@ -298,14 +302,19 @@ class ReplayPolicy(BasePolicy):
     """Plays a cache entry, checking the screen before each step; hands over to the real policy
     (loaded only then, through ``load_policy``) at the first mismatch or when there is no entry.
 
+    While replaying it checks elements, not pixels, so the loop captures no screenshot for those
+    steps (``needs_screenshot``; ``screenshots=True`` keeps them, for reports); at a mismatch it
+    raises ScreenshotNeeded and the model gets a full observation.
+
     After the run, ``replayed`` lists the step indices played from the cache, ``fallback_at`` the
     step where the model took over (None: it never did), ``mismatch`` why, ``calls`` how many
     times the real policy was asked, and ``recorded`` the steps (with anchors) to write back.
     """
 
     def __init__(self, load_policy: Callable[[], Any], entry: CacheEntry | None = None,
-                 tolerance: float = DEFAULT_TOLERANCE):
+                 tolerance: float = DEFAULT_TOLERANCE, screenshots: bool = False):
         self._load = load_policy
+        self.screenshots = screenshots
         self.inner: Any = None
         self.entry = entry
         self.tolerance = tolerance
@@ -317,6 +326,10 @@ class ReplayPolicy(BasePolicy):
         self.calls = 0
         self.recorded: dict[int, CachedStep] = {}
         self._episode: Episode | None = None
+
+    @property
+    def needs_screenshot(self) -> bool:  # type: ignore[override]
+        return self.screenshots or not self.replaying
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -348,6 +361,8 @@ class ReplayPolicy(BasePolicy):
             if step is not None:
                 return step
             self.replaying, self.fallback_at = False, index
+            if observation.screenshot is None:
+                raise ScreenshotNeeded  # the loop captures one and asks again, now of the model
         policy = self._policy()
         space = policy.coordinate_space(observation.width, observation.height, observation.dpr)
         if observation.space != space:

@@ -10,6 +10,7 @@ policy) ends the run with ``RunResult.error`` set and the trajectory intact on d
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from actions.errors import ConfigError, EnvironmentFailure, GalagoError, ModelEr
 from actions.schema import TERMINAL_KINDS, ActionResult, Step, action_points
 from agent.task import Outcome
 from agent.trajectory import RunSummary, StepRecord, TrajectoryWriter, new_run_dir
-from policy.base import Episode, HistoryEntry
+from policy.base import Episode, HistoryEntry, ScreenshotNeeded
 
 StepCallback = Callable[[StepRecord, "Agent"], None]
 
@@ -57,9 +58,16 @@ class _EndRun(Exception):
 
 def _screen_key(frame: Any) -> str:
     """A hash of the screen: of the browser's PNG bytes when there are (same pixels, same bytes;
-    the image need not be decoded), else of the pixels."""
+    the image need not be decoded), else of the pixels; of the URL and elements in a capture
+    without a screenshot."""
     png = getattr(frame, "png", None)
-    return hashlib.blake2b(png if png else frame.image.tobytes(), digest_size=16).hexdigest()
+    if png:
+        data = png
+    elif frame.image is not None:
+        data = frame.image.tobytes()
+    else:
+        data = json.dumps([frame.url, frame.elements], sort_keys=True, default=str).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class Agent:
@@ -219,33 +227,35 @@ class Agent:
     def _step(self, task: Any, driver: Any, index: int, history: list[HistoryEntry],
               writer: TrajectoryWriter | None) -> tuple[StepRecord, Step | None, Any]:
         """Observe, think, act. Model errors land in ``rec.feedback``, fatal ones in ``rec.error``."""
-        from perception.observe import observe
-
         rec = StepRecord(index=index, started_at=time.time())
         t0 = time.perf_counter()
-        try:
-            frame = driver.capture()
-            space = self.policy.coordinate_space(frame.width, frame.height, frame.dpr)
-            obs = observe(frame, space)
+        try:  # a policy that will not look (a cache replay) gets the elements without a screenshot
+            obs = self._observe(driver, rec, writer, getattr(self.policy, "needs_screenshot", True))
         except Exception as e:
             rec.error = self._describe(e, "capture", writer)
             rec.env_s = time.perf_counter() - t0
             return rec, None, None
-        rec.url, rec.title, rec.dpr = frame.url, frame.title, float(frame.dpr or 1.0)
-        if writer is not None:
-            rec.screenshot = writer.screenshot(index, frame.image, getattr(frame, "png", None))
-        rec._screen_key = _screen_key(frame)
         env_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         step: Step | None = None
+        where = "policy"
         try:
-            step = self.policy.act(obs.instruction or task.instruction, obs, history)
+            try:
+                step = self.policy.act(obs.instruction or task.instruction, obs, history)
+            except ScreenshotNeeded:
+                if obs.screenshot is not None:
+                    raise RuntimeError("the policy asked for a screenshot it was given") from None
+                where, t = "capture", time.perf_counter()
+                obs = self._observe(driver, rec, writer, True)
+                where, spent = "policy", time.perf_counter() - t
+                env_s, t1 = env_s + spent, t1 + spent  # the capture is the environment's time
+                step = self.policy.act(obs.instruction or task.instruction, obs, history)
         except ModelError as e:
             rec.feedback = str(e)
             rec.response = str(getattr(e, "raw", "") or "")
         except Exception as e:  # a crash in the policy is our bug, not the model's: end the run
-            rec.error = self._describe(e, "policy", writer)
+            rec.error = self._describe(e, where, writer)
         rec.policy_s = time.perf_counter() - t1
         usage = getattr(self.policy, "last_usage", None)
         if isinstance(usage, dict) and usage and usage is not self._last_usage:  # a fresh dict per call
@@ -280,6 +290,19 @@ class Agent:
         return rec, step, obs
 
     # -- around the step ----------------------------------------------------------------------
+
+    def _observe(self, driver: Any, rec: StepRecord, writer: TrajectoryWriter | None, screenshot: bool) -> Any:
+        """Capture the screen (without its screenshot unless ``screenshot``), write the screenshot if
+        there is one, and return the policy's Observation."""
+        from perception.observe import observe
+
+        frame = driver.capture() if screenshot else driver.capture(screenshot=False)
+        obs = observe(frame, self.policy.coordinate_space(frame.width, frame.height, frame.dpr))
+        rec.url, rec.title, rec.dpr = frame.url, frame.title, float(frame.dpr or 1.0)
+        if writer is not None and frame.image is not None:
+            rec.screenshot = writer.screenshot(rec.index, frame.image, getattr(frame, "png", None))
+        rec._screen_key = _screen_key(frame)
+        return obs
 
     def _launch(self, task: Any) -> Any:
         from actions.drivers.browser import BrowserDriver

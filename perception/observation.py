@@ -78,10 +78,11 @@ class Observation:
     ``screenshot`` is the viewport (or the task area, for suites that crop) at ``dpr`` scale;
     ``width``/``height`` are its CSS size; ``space`` is the coordinate space the policy answers in;
     ``offset`` is where the observed area's top-left lies in the page viewport (CSS px), so a crop
-    can be mapped back. Element boxes are relative to the observed area.
+    can be mapped back. Element boxes are relative to the observed area. ``screenshot`` is None
+    only for a policy that said it would not look (``needs_screenshot`` False).
     """
 
-    screenshot: Image.Image
+    screenshot: Image.Image | None
     width: int
     height: int
     url: str = ""

@@ -42,6 +42,12 @@ class Episode:
     extra: dict = field(default_factory=dict)
 
 
+class ScreenshotNeeded(Exception):
+    """Raised by ``act`` of a policy whose ``needs_screenshot`` was False when, after all, it has to
+    see the screen (a cache replay whose recorded step no longer matches). The loop captures the
+    screenshot and calls ``act`` again with the full observation."""
+
+
 @runtime_checkable
 class Policy(Protocol):
     name: str
@@ -60,9 +66,15 @@ class Policy(Protocol):
 
 
 class BasePolicy:
-    """Sensible defaults: absolute coordinates of the screenshot, nothing to reset."""
+    """Sensible defaults: absolute coordinates of the screenshot, nothing to reset.
+
+    ``needs_screenshot`` is read by the loop before each capture: a policy that will not look at the
+    pixels of the next step (a cache replay checks elements) sets it False and gets an
+    Observation whose ``screenshot`` is None, unless it raises ScreenshotNeeded.
+    """
 
     name = "base"
+    needs_screenshot = True
 
     def coordinate_space(self, width: int, height: int, dpr: float = 1.0) -> CoordinateSpace:
         return CoordinateSpace.absolute(width, height, dpr)

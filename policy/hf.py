@@ -295,8 +295,9 @@ class HFPolicy(BasePolicy):
             del self._images[k]
         past = dict(self._images)
         for entry in history:  # images the loop kept but this policy did not see (e.g. after a restart)
-            if entry.index not in past and entry.observation is not None:
-                past[entry.index] = self.hf.model_image(entry.observation.screenshot, space)
+            seen = entry.observation
+            if entry.index not in past and seen is not None and seen.screenshot is not None:
+                past[entry.index] = self.hf.model_image(seen.screenshot, space)
         msgs = build_messages(task, image, history, past_images=past, history_images=self.history_images,
                               language=self.language, browser=self.browser, family=self.family)
         return msgs, space

@@ -82,6 +82,12 @@ def test_act_records_then_replays_without_loading_the_policy(page, server, tmp_p
     assert not s2.policy_loaded and len(loads) == 1
     assert page.locator("#welcome").inner_text() == "Welcome, ada"  # the replay really logged in
     assert s2.cache.hits == 1 and s2.cache.writes == 0
+    # Replayed steps are checked by their elements, without a screenshot; the final screen has one.
+    assert sorted(p.name for p in again.run_dir.glob("*.png")) == ["final.png"]
+    s3 = session(page, tmp_path, policy="plan-test", cache=Cache(cache_file), replay_screenshots=True)
+    s3.goto(server.url("login.html"))
+    shots = s3.act(LOGIN)
+    assert shots.cache == "hit" and len(list(shots.run_dir.glob("step-*.png"))) == 6
 
 
 def test_replay_follows_a_small_move_and_falls_back_on_a_big_one(page, server, tmp_path):
@@ -106,6 +112,8 @@ def test_replay_follows_a_small_move_and_falls_back_on_a_big_one(page, server, t
     assert page.locator("#welcome").is_visible()
     assert cache.entries[0].steps[4].anchors[0].center[1] == pytest.approx(recorded_y + 200, abs=2)  # updated
     assert cache.fallbacks == 1
+    # The model saw the screen from the mismatch on (PlanPolicy refuses to act blind); its steps have pictures.
+    assert sorted(p.name for p in healed.run_dir.glob("*.png")) == ["final.png", "step-004.png", "step-005.png"]
 
 
 def test_cache_read_only_and_off(page, server, tmp_path):

@@ -16,10 +16,11 @@ class Frame:
     ``image`` covers the observed area (the viewport, or ``clip`` when a suite crops) at ``dpr``;
     ``width``/``height`` are that area's CSS size; ``elements`` are plain dicts from the page's
     element extractor ({index, role, text, box:[x,y,w,h], tag, value, checked, ...}) with boxes
-    relative to the observed area.
+    relative to the observed area. ``image`` is None in a capture without a screenshot
+    (``capture(screenshot=False)``: the elements only, for a caller that does not look).
     """
 
-    image: Image.Image
+    image: Image.Image | None
     width: int
     height: int
     dpr: float = 1.0
@@ -32,7 +33,7 @@ class Frame:
 
 @runtime_checkable
 class Driver(Protocol):
-    def capture(self) -> Frame: ...
+    def capture(self, screenshot: bool = True) -> Frame: ...
 
     def execute(self, action: Action) -> ActionResult: ...
 

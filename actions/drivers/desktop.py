@@ -64,7 +64,9 @@ class DesktopDriver:
         w, h = self._gui.size()
         return int(w), int(h)
 
-    def capture(self) -> Frame:
+    def capture(self, screenshot: bool = True) -> Frame:
+        """The screen. Always with its screenshot, whatever ``screenshot`` says: a desktop has no
+        element list, so the pixels are all there is to observe."""
         if self._closed:
             raise EnvironmentFailure("cannot capture: the driver was closed")
         try:

@@ -53,6 +53,8 @@ class PlanPolicy(BasePolicy):
                 f.write(what + "\n")
 
     def act(self, task: str, observation: Observation, history: Sequence[HistoryEntry]) -> Step:
+        if observation.screenshot is None:  # like a model, it must always be shown the screen
+            raise AssertionError("the policy was asked to act without a screenshot")
         self.calls += 1
         self._count("act")
         if self.plan is None:
