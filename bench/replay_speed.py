@@ -29,7 +29,7 @@ from tasks.server import PageServer  # noqa: E402
 
 PAGES = Path(__file__).resolve().parents[1] / "tests" / "pages_session"
 # Phrased like the widget world's form tasks, which the built-in policy was trained on.
-INSTRUCTION = 'Complete the form: Username "ada" and Password "lovelace". Submit with Sign in.'
+INSTRUCTION = 'Fill out the form with Username "ada" and Password "lovelace", then click Sign in.'
 
 
 def _scripted(page) -> object:

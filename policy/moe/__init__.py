@@ -23,7 +23,7 @@ __all__ = ["MoEConfig", "MoEModel", "MoEPolicy", "GalagoTokenizer", "Generation"
            "load_builtin", "load_dir", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoint"
-_OPTIONS = {"no_image", "no_elements", "max_new_tokens", "temperature", "top_p", "seed", "decode_threads"}
+_OPTIONS = {"no_image", "no_elements", "max_new_tokens", "temperature", "top_p", "seed", "decode_threads", "ground"}
 
 
 def _check_options(options: dict) -> dict:

@@ -12,6 +12,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry
+from policy.grounding import ground_step
 from policy.moe.generate import Generation, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -25,6 +26,8 @@ class MoEPolicy(BasePolicy):
     """Greedy (by default) decoding of ``Thought: ...\\nAction: ...`` on a 0..1000 relative grid.
 
     ``no_image`` / ``no_elements`` are ablations: the model sees a blank screenshot / no element list.
+    ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
+    point missed it (policy.grounding); ``grounded`` says whether the last step was moved.
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
     """
 
@@ -32,10 +35,12 @@ class MoEPolicy(BasePolicy):
 
     def __init__(self, model: MoEModel, tokenizer: GalagoTokenizer, *, no_image: bool = False,
                  no_elements: bool = False, max_new_tokens: int | None = None, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None, decode_threads: int | None = 1):
+                 top_p: float = 1.0, seed: int | None = None, decode_threads: int | None = 1,
+                 ground: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.no_image, self.no_elements = no_image, no_elements
+        self.ground, self.grounded = ground, False
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
         self.decode_threads = decode_threads  # one-token steps are faster on one thread (tiny matmuls)
@@ -91,4 +96,7 @@ class MoEPolicy(BasePolicy):
             raise
         if not step.raw:
             step.raw = text
+        self.grounded = False
+        if self.ground and not self.no_elements:
+            step, self.grounded = ground_step(step, observation)
         return step

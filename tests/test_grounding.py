@@ -1,0 +1,82 @@
+"""Textual grounding (policy.grounding): a click moves onto the element its thought quotes, only when
+the model's own point missed every named element."""
+from __future__ import annotations
+
+from actions.schema import Click, Drag, Point, Scroll, Step, Type
+from perception.observation import Box, Element, Observation
+from policy.grounding import ground_step, quoted
+
+
+def el(i: int, role: str, text: str, x: float, y: float, w: float = 100, h: float = 30,
+       interactive: bool = True) -> Element:
+    return Element(index=i, role=role, text=text, box=Box(x, y, w, h), interactive=interactive)
+
+
+SCREEN = Observation(screenshot=None, width=800, height=600, elements=[
+    el(0, "heading", "Upload image", 20, 10, 300, 40, interactive=False),
+    el(1, "link", "Sync warehouse", 20, 100),
+    el(2, "link", "Upload image", 20, 160),
+    el(3, "button", "Upload image", 600, 500),
+    el(4, "button", "Save draft", 300, 300),
+    el(5, "link", "Below the fold", 20, 900),
+])
+
+
+def click(x: float, y: float, thought: str) -> Step:
+    return Step(thought=thought, actions=[Click(point=Point(x=x, y=y))], raw="click")
+
+
+def test_quoted_strings_are_folded_and_deduplicated():
+    assert quoted('Click the "Upload  Image" link, then “Save”; not "upload image" again.') == \
+        ["upload image", "save"]
+    assert quoted("Nothing quoted here.") == [] and quoted('An empty "" quote') == []
+
+
+def test_a_click_that_missed_moves_to_the_nearest_named_interactive_element():
+    step, moved = ground_step(click(70, 115, 'Click the "upload image" link.'), SCREEN)  # on "Sync warehouse"
+    assert moved and step.actions[0].point == Point(x=70, y=175)  # the link, not the heading or far button
+    assert step.thought == 'Click the "upload image" link.' and step.raw == "click"
+    step, moved = ground_step(click(560, 450, 'Click "Upload image".'), SCREEN)  # nearer the button
+    assert moved and step.actions[0].point == Point(x=650, y=515)
+    step, moved = ground_step(click(170, 30, 'Click "Upload image".'), SCREEN)  # on the same-named heading
+    assert moved and step.actions[0].point == Point(x=70, y=175)  # a control of that name is preferred
+
+
+def test_whole_word_containment_is_the_fallback_and_exact_text_wins():
+    step, moved = ground_step(click(70, 175, 'Press "Save".'), SCREEN)
+    assert moved and step.actions[0].point == Point(x=350, y=315)  # "Save draft" contains "Save"
+    partial = ground_step(click(70, 175, 'Press "Sav".'), SCREEN)  # not a whole word: left alone
+    assert partial[1] is False
+
+
+def test_left_alone_when_nothing_says_otherwise():
+    on_target = click(40, 170, 'Click the "Upload image" link.')
+    assert ground_step(on_target, SCREEN) == (on_target, False)  # already on a named element
+    unnamed = click(70, 115, "Click the second link.")
+    assert ground_step(unnamed, SCREEN) == (unnamed, False)  # no quote
+    absent = click(70, 115, 'Click "Export"')
+    assert ground_step(absent, SCREEN) == (absent, False)  # no element carries the name
+    offscreen = click(70, 115, 'Click "Below the fold"')
+    assert ground_step(offscreen, SCREEN) == (offscreen, False)  # its centre is outside the screen: scroll first
+    typing = Step(thought='Type "Upload image".', actions=[Type(text="x")], raw="type")
+    assert ground_step(typing, SCREEN) == (typing, False)
+    scroll = Step(thought='Scroll to "Upload image".', actions=[Scroll(point=Point(x=5, y=5), direction="down")])
+    assert ground_step(scroll, SCREEN)[1] is False
+    drag = Step(thought='Drag "Save draft".', actions=[Drag(start=Point(x=1, y=1), end=Point(x=9, y=9))])
+    assert ground_step(drag, SCREEN)[1] is False
+    blind = Observation(screenshot=None, width=800, height=600, elements=[])
+    assert ground_step(click(70, 115, 'Click "Upload image"'), blind)[1] is False
+
+
+def test_the_moe_policy_grounds_by_default_and_sampling_for_grpo_does_not():
+    import torch
+
+    from policy.moe import MoEConfig, MoEPolicy, build_model
+    from policy.moe.tokenizer import GalagoTokenizer
+    from policy.train.rollout import SamplingPolicy
+
+    torch.manual_seed(0)
+    tok = GalagoTokenizer.train(["Click the button"], vocab_size=1300)
+    model = build_model(MoEConfig.tiny(), tok)
+    assert MoEPolicy(model, tok).ground and not MoEPolicy(model, tok, ground=False).ground
+    assert not SamplingPolicy(model, tok).ground
