@@ -2,7 +2,8 @@
 
 Columns (each evaluated with `agent.evaluate` in real Chromium, per task and macro mean):
 
-    full            the policy as shipped
+    full            the policy as shipped (with textual grounding, policy/grounding.py)
+    no-grounding    the same weights, clicks exactly where the model points
     no-screenshot   the same weights, shown a blank image
     no-elements     the same weights, shown no element list
     dense-active    a dense model with the MoE's active parameters (--dense-active DIR, trained with
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     suite, tasks = parse_suite_ref(args.suite)
     full = Path(args.policy.removeprefix("moe:"))
     columns = {"full": functools.partial(load_dir, full),
+               "no-grounding": functools.partial(load_dir, full, ground=False),
                "no-screenshot": functools.partial(load_dir, full, no_image=True),
                "no-elements": functools.partial(load_dir, full, no_elements=True)}
     extra = [("dense-active", args.dense_active), ("dense-total", args.dense_total)]

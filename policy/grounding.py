@@ -6,9 +6,9 @@ the element's description rather than the model's coordinates; this does the sam
 model's own point:
 
 - the step's thought quotes one or more strings (``"…"`` or ``“…”``);
-- some elements of the current screen carry a quoted string as their text (equal, after case and
-  white-space folding; failing that, containing it as whole words), interactive ones preferred:
-  the named elements;
+- some elements of the current screen carry quoted strings in their text (as whole words, after
+  case and white-space folding); the named elements are the best of them: interactive before
+  static, more of the quoted strings before fewer, an exact text before a longer one;
 - the step's first pointer action (click, double, right click, hover) is not on one of them;
 
 then that point moves to the centre of the named element nearest to it. Anything else is left as
@@ -41,27 +41,31 @@ def quoted(thought: str) -> list[str]:
     return out
 
 
-def _names(el: Element, names: list[str], whole_word: bool) -> bool:
+def _score(el: Element, names: list[str]) -> tuple[bool, int, bool] | None:
+    """How well ``el`` carries the quoted names: (interactive, how many names its text contains as
+    whole words, whether its text is exactly one); None when it carries none."""
     text = _fold(el.text)
     if not text:
-        return False
-    if not whole_word:
-        return text in names
-    return any(re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text) for n in names)
+        return None
+    found = sum(1 for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text))
+    return (el.interactive, found, text in names) if found else None
 
 
 def named_elements(observation: Observation, names: list[str]) -> list[Element]:
-    """Elements on screen whose text is one of ``names`` (or, when none is, contains one as whole
-    words), with their centre inside the observed area; interactive ones only, when there are any."""
-    def inside(el: Element) -> bool:
+    """The elements on screen (centre inside the observed area) that best carry ``names``: interactive
+    before static, then the most names contained (a row's "Remove Ann" button for "Remove" and "Ann"),
+    then an exact text before a longer one."""
+    scored = []
+    for el in observation.elements:
         x, y = el.box.center
-        return 0 <= x <= observation.width and 0 <= y <= observation.height
-
-    for whole_word in (False, True):
-        found = [el for el in observation.elements if inside(el) and _names(el, names, whole_word)]
-        if found:
-            return [el for el in found if el.interactive] or found
-    return []
+        if 0 <= x <= observation.width and 0 <= y <= observation.height:
+            score = _score(el, names)
+            if score is not None:
+                scored.append((score, el))
+    if not scored:
+        return []
+    best = max(score for score, _ in scored)
+    return [el for score, el in scored if score == best]
 
 
 def ground_step(step: Step, observation: Observation) -> tuple[Step, bool]:

@@ -80,3 +80,12 @@ def test_the_moe_policy_grounds_by_default_and_sampling_for_grpo_does_not():
     model = build_model(MoEConfig.tiny(), tok)
     assert MoEPolicy(model, tok).ground and not MoEPolicy(model, tok, ground=False).ground
     assert not SamplingPolicy(model, tok).ground
+
+
+def test_the_element_carrying_more_of_the_quoted_names_wins():
+    table = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "text", "Ann", 20, 100), el(1, "button", "Remove Ann", 300, 100), el(2, "button", "Details Ann", 500, 100),
+        el(3, "text", "Bob", 20, 200), el(4, "button", "Remove Bob", 300, 200), el(5, "button", "Details Bob", 500, 200),
+    ])
+    step, moved = ground_step(click(70, 215, 'Click "Remove" in the row of "Bob".'), table)  # on the name cell
+    assert moved and step.actions[0].point == Point(x=350, y=215)
