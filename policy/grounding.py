@@ -6,9 +6,11 @@ the element's description rather than the model's coordinates; this does the sam
 model's own point:
 
 - the step's thought quotes one or more strings (``"…"`` or ``“…”``);
-- some elements of the current screen carry quoted strings in their text (as whole words, after
-  case and white-space folding); the named elements are the best of them: interactive before
-  static, more of the quoted strings before fewer, an exact text before a longer one;
+- some elements of the current screen carry quoted strings in their text (after case and
+  white-space folding: as whole words for controls, as the whole text for static text, since a
+  sentence such as the task's own instruction mentions everything); the named elements are the
+  best of them: interactive before static, more of the quoted strings before fewer, an exact text
+  before a longer one;
 - the step's first pointer action (click, double, right click, hover) is not on one of them;
 
 then that point moves to the centre of the named element nearest to it. Anything else is left as
@@ -43,12 +45,15 @@ def quoted(thought: str) -> list[str]:
 
 def _score(el: Element, names: list[str]) -> tuple[bool, int, bool] | None:
     """How well ``el`` carries the quoted names: (interactive, how many names its text contains as
-    whole words, whether its text is exactly one); None when it carries none."""
+    whole words, whether its text is exactly one); None when it carries none. Static text counts
+    only when it is exactly a name."""
     text = _fold(el.text)
     if not text:
         return None
+    if not el.interactive:  # static text only by its exact words: a sentence (the task's own
+        return (False, 1, True) if text in names else None  # instruction) mentions everything
     found = sum(1 for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text))
-    return (el.interactive, found, text in names) if found else None
+    return (True, found, text in names) if found else None
 
 
 def named_elements(observation: Observation, names: list[str]) -> list[Element]:

@@ -64,6 +64,11 @@ def test_left_alone_when_nothing_says_otherwise():
     assert ground_step(scroll, SCREEN)[1] is False
     drag = Step(thought='Drag "Save draft".', actions=[Drag(start=Point(x=1, y=1), end=Point(x=9, y=9))])
     assert ground_step(drag, SCREEN)[1] is False
+    prose = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "text", 'Close the dialog box by clicking the "x".', 0, 0, 160, 50, interactive=False),
+        el(1, "button", "", 300, 300, 20, 20)])  # an icon button: no text to match
+    sentence = click(310, 310, 'The dialog has a close "x" in its title bar; click it.')
+    assert ground_step(sentence, prose) == (sentence, False)  # static text is matched whole, not by a word
     blind = Observation(screenshot=None, width=800, height=600, elements=[])
     assert ground_step(click(70, 115, 'Click "Upload image"'), blind)[1] is False
 
