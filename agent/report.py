@@ -146,6 +146,9 @@ def _step_html(rec: StepRecord, run: Run, store: _ImageStore, dpr: float, used: 
     parts.append('<div class="text">')
     if rec.index in replayed:
         parts.append('<span class="badge cache">replayed from cache</span>')
+        if img is None:
+            parts.append('<div class="times">no screenshot: a replayed step is checked against the page\'s '
+                         'elements</div>')
     if rec.thought:
         parts.append(f'<div class="thought">{_e(rec.thought)}</div>')
     action = rec.response or (json.dumps(rec.actions) if rec.actions else "")

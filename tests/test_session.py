@@ -10,6 +10,7 @@ from pydantic import BaseModel
 import policy as policy_registry
 from actions.errors import ConfigError
 from agent.cache import Anchor, Cache, CacheEntry, CachedStep, cache_mode, url_key
+from agent.report import build_report
 from agent.session import (ActFailed, AnswerUnsupported, AssertFailed, QueryFailed, Session, WaitTimeout,
                            parse_answer)
 from policy.scripted import ScriptedPolicy
@@ -84,6 +85,8 @@ def test_act_records_then_replays_without_loading_the_policy(page, server, tmp_p
     assert s2.cache.hits == 1 and s2.cache.writes == 0
     # Replayed steps are checked by their elements, without a screenshot; the final screen has one.
     assert sorted(p.name for p in again.run_dir.glob("*.png")) == ["final.png"]
+    html = build_report([again.run_dir], tmp_path / "hit.html").read_text()
+    assert html.count("no screenshot: a replayed step") == 6  # the report says why
     s3 = session(page, tmp_path, policy="plan-test", cache=Cache(cache_file), replay_screenshots=True)
     s3.goto(server.url("login.html"))
     shots = s3.act(LOGIN)
