@@ -24,6 +24,7 @@ import re
 
 from actions.schema import Point, Step
 from perception.observation import Element, Observation
+from perception.space import CoordinateSpace
 
 POINTER_KINDS = ("click", "double_click", "right_click", "hover")
 _QUOTED = re.compile(r'"([^"\n]{1,100})"|\u201c([^\u201d\n]{1,100})\u201d')
@@ -73,9 +74,11 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     return [el for score, el in scored if score == best]
 
 
-def ground_step(step: Step, observation: Observation) -> tuple[Step, bool]:
+def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None) -> tuple[Step, bool]:
     """``step`` with its first pointer action moved onto the element its thought names (see the
-    module docstring), and whether it moved. Points are in viewport CSS px, as parsed steps are."""
+    module docstring), and whether it moved. Points are in viewport CSS px, as parsed steps are.
+    With ``space`` (the policy's), the new point is one the model could have written: the
+    element's centre rounded to that space's integer grid."""
     names = quoted(step.thought)
     if not names or not observation.elements:
         return step, False
@@ -88,6 +91,8 @@ def ground_step(step: Step, observation: Observation) -> tuple[Step, bool]:
             return step, False
         best = min(candidates, key=lambda el: (el.box.center[0] - p.x) ** 2 + (el.box.center[1] - p.y) ** 2)
         x, y = best.box.center
+        if space is not None:
+            x, y = space.to_viewport(*(round(v) for v in space.from_viewport(x, y)))
         actions = list(step.actions)
         actions[i] = action.model_copy(update={"point": Point(x=x, y=y)})
         return dataclasses.replace(step, actions=actions), True

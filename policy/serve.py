@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import io
 import json
 import logging
@@ -337,6 +338,8 @@ class PolicyServer(ThreadingHTTPServer):
     def _act(self, instruction: str, obs: Observation, history: list[HistoryEntry]) -> tuple[str, dict]:
         try:
             step = self.policy.act(instruction, obs, history)
+            if getattr(self.policy, "grounded", False):  # the point moved (policy.grounding): say where to
+                step = dataclasses.replace(step, raw="")
             text = step_text(step, obs.space)
         except ModelError as e:
             # The model said something unusable: hand its text to the client, whose parser will

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from actions.schema import Click, Drag, Point, Scroll, Step, Type
 from perception.observation import Box, Element, Observation
+from perception.space import CoordinateSpace
 from policy.grounding import ground_step, quoted
 
 
@@ -40,6 +41,9 @@ def test_a_click_that_missed_moves_to_the_nearest_named_interactive_element():
     assert moved and step.actions[0].point == Point(x=650, y=515)
     step, moved = ground_step(click(170, 30, 'Click "Upload image".'), SCREEN)  # on the same-named heading
     assert moved and step.actions[0].point == Point(x=70, y=175)  # a control of that name is preferred
+    grid = CoordinateSpace.relative(800, 600, 1000)  # the MoE policy's 0..1000 grid: a point it could write
+    step, moved = ground_step(click(70, 115, 'Click the "upload image" link.'), SCREEN, grid)
+    assert moved and step.actions[0].point == Point(x=70.4, y=175.2)
 
 
 def test_whole_word_containment_is_the_fallback_and_exact_text_wins():

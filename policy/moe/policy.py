@@ -98,5 +98,5 @@ class MoEPolicy(BasePolicy):
             step.raw = text
         self.grounded = False
         if self.ground and not self.no_elements:
-            step, self.grounded = ground_step(step, observation)
+            step, self.grounded = ground_step(step, observation, space)
         return step
