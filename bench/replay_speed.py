@@ -3,6 +3,7 @@ against its replay from the cache (the policy is never loaded), in real headless
 
     .venv/bin/python bench/replay_speed.py                 # builtin policy (scripted if no checkpoint)
     .venv/bin/python bench/replay_speed.py --policy moe:DIR -n 5 --json
+    .venv/bin/python bench/replay_speed.py --replay-screenshots  # replayed steps keep their screenshots
 
 The built-in policy is used when its checkpoint exists; otherwise the scripted policy fills the
 two fields in 4 steps, and the table says so (then the speed-up shows only the loop's own overhead, since
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy", default="builtin", help="policy spec for the first run (default builtin)")
     ap.add_argument("--instruction", default=INSTRUCTION, help="the flow to record and replay")
     ap.add_argument("--max-steps", type=int, default=10, help="step budget of each act")
+    ap.add_argument("--replay-screenshots", action="store_true",
+                    help="replayed steps take a screenshot each (Session(replay_screenshots=True))")
     ap.add_argument("-n", "--repeats", type=int, default=3, help="record+replay pairs; medians are shown")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = ap.parse_args(argv)
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 first.append(time.perf_counter() - t0)
                 s.goto(server.url("login.html"))
                 play = Session(s.page, policy=spec if spec != "scripted" else policy, report_dir=Path(tmp) / "runs",
-                               cache=Cache(cache_file), _driver=s.driver)
+                               cache=Cache(cache_file), replay_screenshots=args.replay_screenshots, _driver=s.driver)
                 t0 = time.perf_counter()
                 r2 = play.act(args.instruction, max_steps=args.max_steps)
                 replay.append(time.perf_counter() - t0)
