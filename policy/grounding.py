@@ -51,7 +51,7 @@ def _score(el: Element, names: list[str]) -> tuple[bool, int, bool] | None:
     text = _fold(el.text)
     if not text:
         return None
-    if not el.interactive:  # static text only by its exact words: a sentence (the task's own
+    if not el.interactive:  # static text only by its whole text: a sentence (the task's own
         return (False, 1, True) if text in names else None  # instruction) mentions everything
     found = sum(1 for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text))
     return (True, found, text in names) if found else None
