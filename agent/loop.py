@@ -22,12 +22,10 @@ from actions.errors import ConfigError, EnvironmentFailure, GalagoError, ModelEr
 from actions.schema import TERMINAL_KINDS, ActionResult, Step, action_points
 from agent.task import Outcome
 from agent.trajectory import RunSummary, StepRecord, TrajectoryWriter, new_run_dir
-from policy.base import Episode, HistoryEntry, ScreenshotNeeded
+from policy.base import STUCK_WARNING, Episode, HistoryEntry, ScreenshotNeeded
 
 StepCallback = Callable[[StepRecord, "Agent"], None]
 
-STUCK_WARNING = ("You repeated the same action {n} times and the screen did not change. "
-                 "That action is not working; try a different element, key or approach.")
 
 
 @dataclass
@@ -314,12 +312,17 @@ class Agent:
                                     allowed_origins=getattr(task, "allowed_origins", None))
 
     def _detect_stuck(self, rec: StepRecord, seen: list[tuple[str, str]], obs: Any) -> None:
+        """The same action ``stuck_repeats`` times while the screen stayed put, or only went back and
+        forth between two states (a toggle clicked again and again)."""
         key = rec._screen_key
         seen.append((key, repr(rec.actions) if rec.actions else ""))
         n = self.stuck_repeats
         last = seen[-n:]
-        if n > 1 and len(last) == n and last[0][1] and all(k == last[0] for k in last):
-            rec.warning = STUCK_WARNING.format(n=n)
+        if n > 1 and len(last) == n and last[0][1] and all(a == last[0][1] for _, a in last):
+            screens = {k for k, _ in last}
+            if len(screens) == 1 or (n >= 3 and len(screens) == 2):
+                how = "did not change" if len(screens) == 1 else "only went back and forth"
+                rec.warning = STUCK_WARNING.format(n=n, how=how)
 
     def _history_entry(self, rec: StepRecord, step: Step | None, obs: Any) -> HistoryEntry:
         response = rec.response

@@ -8,6 +8,16 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 
+# The loop's feedback when the same action keeps failing; a policy may react to it (policy.moe resamples).
+STUCK_WARNING = ("You repeated the same action {n} times and the screen {how}. "
+                 "That action is not working; try a different element, key or approach.")
+STUCK_MARK = "You repeated the same action"
+
+
+def is_stuck(entry: "HistoryEntry | None") -> bool:
+    """Whether the loop flagged this past step as a repeat that got nowhere."""
+    return entry is not None and STUCK_MARK in (entry.feedback or "")
+
 
 @dataclass
 class HistoryEntry:

@@ -188,6 +188,17 @@ def test_finished_ends_run_and_stuck_warning(driver, tmp_path):
     assert "repeated the same action 3 times" in result.records[2].warning
 
 
+def test_stuck_warning_when_a_toggle_only_goes_back_and_forth(driver, tmp_path):
+    # a plain div: a <button> repaints under the mouse (hover), so its first screen would differ
+    toggle = PAGE.replace("'clicked ' + (++window.n)", "(++window.n % 2) ? 'on' : 'off'").replace(
+        'top:300px"></div>', 'top:300px">off</div>').replace("<button", "<div").replace("</button>", "</div>")
+    path = write_task(tmp_path, page=toggle, script=["click(start_box='(200,130)')"] * 4,
+                      success=[{"text": "never"}], max_steps=4)
+    result = Agent(ScriptedPolicy(), driver=driver).run(load_task_file(path))
+    assert [bool(r.warning) for r in result.records] == [False, False, True, True]
+    assert "went back and forth" in result.records[2].warning
+
+
 def test_broken_page_is_not_an_agent_error(driver, tmp_path):
     broken = ("<html><body><div><p>unclosed <b>tags <script>throw new Error('boom')</script>"
               "<link rel=stylesheet href=missing.css><img src=missing.png>" + PAGE.split("<body style=\"margin:0\">")[1])

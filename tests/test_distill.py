@@ -163,3 +163,39 @@ def test_dataset_relabel_is_deterministic_and_trains(tmp_path):
     assert p1.image is p0.image  # the screenshot is shared, not re-read
     text = policy.tokenizer.decode(t1)
     assert "Click" in text and ds.items[0][1].instruction.split('"')[1] not in text
+
+
+def test_a_stuck_greedy_policy_samples_another_action(tmp_path):
+    """Taught two equally good answers for one screen, greedy decoding picks one. When the loop says
+    that action keeps failing, the policy draws samples and takes the other."""
+    from actions import format_step
+    from perception.observation import Observation
+    from policy.base import STUCK_WARNING, HistoryEntry
+
+    W, H = 160, 210
+    labels, boxes = ["OK", "Save"], [Box(10, 30, 46, 22), Box(90, 140, 46, 22)]
+    image = render(W, H, list(zip(labels, boxes)))
+    elements = [Element(i, "button", labels[i], boxes[i]) for i in range(2)]
+    answers = [f"Thought: Click {label}.\nAction: click(start_box='({rel(b.center[0], W)},{rel(b.center[1], H)})')"
+               for label, b in zip(labels, boxes)]
+    with DemoWriter(tmp_path / "data") as w:
+        for ep in range(8):
+            rec = w.episode(f"ep{ep}", "synthetic:either", seed=ep, instruction="Press a button.")
+            rec.add(image, W, H, answers[ep % 2], elements=elements)
+            rec.end(success=True)
+    cfg = MoEConfig.tiny(max_history=0)  # the history cannot change the answer: only the feedback does
+    train_distill(tmp_path / "data", tmp_path / "model", cfg, steps=150, batch_size=8, lr=3e-3, warmup=10,
+                  vocab_size=1400, progress=False, num_threads=1)
+    policy = load_dir(tmp_path / "model")
+    obs = Observation(image, W, H, elements=elements)
+    first = policy.act("Press a button.", obs, [])
+    assert policy.last_text in answers
+    other = answers[1 - answers.index(policy.last_text)]
+    space = policy.coordinate_space(W, H)
+    entry = HistoryEntry(index=0, thought=first.thought, actions=first.actions,
+                         response=format_step(first.thought, first.actions, space))
+    assert policy.act("Press a button.", obs, [entry]) == first  # no warning: greedy as before
+    entry.feedback = STUCK_WARNING.format(n=3, how="did not change")
+    escaped = policy.act("Press a button.", obs, [entry])
+    assert policy.last_text == other and escaped.actions != first.actions
+    assert policy.act("Press a button.", obs, [entry]) == escaped  # seeded by the prompt: reproducible

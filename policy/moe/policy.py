@@ -2,24 +2,28 @@
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from actions.errors import ActionParseError
+from actions import format_step, parse_response
+from actions.errors import ActionParseError, GalagoError
 from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
-from policy.base import BasePolicy, HistoryEntry
+from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import ground_step
 from policy.moe.generate import Generation, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
-from policy.moe.prompt import EncodedPrompt, encode_observation
+from policy.moe.prompt import EncodedPrompt, compact_action, encode_observation
 from policy.moe.tokenizer import GalagoTokenizer
 
 SCALE = 1000  # the relative grid the model answers on
+ESCAPE_SAMPLES = 4  # drawn at once when the loop says the last action keeps failing (MoEPolicy._escape)
+ESCAPE_TEMPERATURE = 1.0
 
 
 class MoEPolicy(BasePolicy):
@@ -48,6 +52,7 @@ class MoEPolicy(BasePolicy):
         self.last: Generation | None = None
         self.last_text = ""
         self.last_ms = 0.0
+        self.encode_last: EncodedPrompt | None = None
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, **options) -> "MoEPolicy":
@@ -75,20 +80,15 @@ class MoEPolicy(BasePolicy):
     def respond(self, task: str, observation: Observation, history: Sequence[HistoryEntry | str] = ()) -> str:
         """The raw response text (not parsed)."""
         t0 = time.perf_counter()
-        prompt = self.encode(task, observation, history)
+        prompt = self.encode_last = self.encode(task, observation, history)
         self.last = generate(self.model, [prompt], self.max_new_tokens, self.temperature, self.top_p,
                              self.generator, decode_threads=self.decode_threads)
         self.last_text = self.tokenizer.decode(self.last.tokens[0])
         self.last_ms = (time.perf_counter() - t0) * 1000
         return self.last_text
 
-    def act(self, task: str, observation: Observation, history: Sequence[HistoryEntry]) -> Step:
-        from actions import parse_response  # imported late: written alongside this module
-
-        text = self.respond(task, observation, history)
-        space = observation.space
-        if space is None or space.kind != "relative" or round(space.model_width) != SCALE:
-            space = self.coordinate_space(observation.width, observation.height, observation.dpr)
+    def _step(self, text: str, observation: Observation, space: CoordinateSpace) -> tuple[Step, bool]:
+        """Parse ``text`` and ground its click (policy.grounding); (step, whether it was moved)."""
         try:
             step = parse_response(text, space)
         except ActionParseError as e:  # propagates with the text: the loop records it and feeds it back
@@ -96,7 +96,50 @@ class MoEPolicy(BasePolicy):
             raise
         if not step.raw:
             step.raw = text
-        self.grounded = False
         if self.ground and not self.no_elements:
-            step, self.grounded = ground_step(step, observation, space)
+            return ground_step(step, observation, space)
+        return step, False
+
+    def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str) -> tuple[Step, bool] | None:
+        """The loop said the last action keeps failing, and greedy decoding wrote it once more.
+        Draw a few samples (seeded by the prompt, so a run stays reproducible) and return the most
+        likely one that does something else, or None when none does."""
+        prompt = self.encode_last
+        gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
+        t0 = time.perf_counter()
+        g = generate(self.model, [prompt] * ESCAPE_SAMPLES, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
+                     gen, decode_threads=self.decode_threads)
+        self.last_ms += (time.perf_counter() - t0) * 1000
+        best = None
+        for i in sorted(range(len(g.tokens)), key=lambda i: -sum(g.logprobs[i])):
+            text = self.tokenizer.decode(g.tokens[i])
+            try:
+                found = self._step(text, observation, space)
+            except ActionParseError:
+                continue
+            if found[0].actions and self._action_text(found[0], space) not in ("", repeated):
+                best = found
+                self.last = Generation([g.tokens[i]], [g.logprobs[i]], [g.finished[i]], g.prompt_tokens[i:i + 1])
+                self.last_text = text
+                break
+        return best
+
+    def act(self, task: str, observation: Observation, history: Sequence[HistoryEntry]) -> Step:
+        text = self.respond(task, observation, history)
+        space = observation.space
+        if space is None or space.kind != "relative" or round(space.model_width) != SCALE:
+            space = self.coordinate_space(observation.width, observation.height, observation.dpr)
+        step, self.grounded = self._step(text, observation, space)
+        if history and is_stuck(history[-1]) and self.temperature <= 0:
+            repeated = compact_action(history[-1].response)
+            if self._action_text(step, space) == repeated:
+                step, self.grounded = self._escape(observation, space, repeated) or (step, self.grounded)
         return step
+
+    @staticmethod
+    def _action_text(step: Step, space: CoordinateSpace) -> str:
+        """The action as history writes it (the loop's format, or a galago-serve client's)."""
+        try:
+            return compact_action(format_step(step.thought, step.actions, space))
+        except (ValueError, GalagoError):
+            return ""
