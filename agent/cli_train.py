@@ -53,6 +53,10 @@ def distill(
     include_failed: bool = typer.Option(False, "--include-failed", help="also train on failed episodes"),
     relabel: float = typer.Option(0.0, "--relabel", min=0.0, max=1.0,
                                   help="share of examples whose quoted labels become fresh pseudo-words"),
+    max_elements: Optional[int] = typer.Option(None, "--max-elements", min=1,
+                                               help="elements per prompt (new or resumed runs; default: the config's)"),
+    max_instruction_tokens: Optional[int] = typer.Option(None, "--max-instruction-tokens", min=1,
+                                                         help="instruction tokens per prompt (likewise)"),
     eval_suite: Optional[str] = typer.Option(None, "--eval-suite", help="e.g. miniwob:click-button"),
     eval_every: int = typer.Option(0, "--eval-every", help="evaluate every N steps (and at the end)"),
     eval_episodes: int = typer.Option(5, "--eval-episodes"),
@@ -68,7 +72,8 @@ def distill(
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
-                            progress=not json_out, relabel_p=relabel)
+                            progress=not json_out, relabel_p=relabel,
+                            prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)

@@ -104,10 +104,16 @@ def test_tiny_moe_overfits_demos_and_resumes(tmp_path):
     assert lines[-1]["step"] == 120 and lines[-1]["loss"] < 0.05
     assert all(x["max_over_mean"] > 0 for x in lines if "max_over_mean" in x)
     # resuming continues from the saved step with the saved optimizer state
-    res2 = train_distill(data, out, steps=125, batch_size=10, lr=3e-3, warmup=10, resume=True, progress=False, num_threads=1)
+    # (a resumed run may change the prompt's limits: no weight depends on them)
+    res2 = train_distill(data, out, steps=125, batch_size=10, lr=3e-3, warmup=10, resume=True, progress=False,
+                         num_threads=1, prompt_limits={"max_instruction_tokens": 40, "max_elements": None})
     assert res2.steps == 125 and res2.final_loss < 0.05
     state = json.loads((out / "train_state" / "state.json").read_text())
     assert state["step"] == 125
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["max_instruction_tokens"] == 40 and saved["max_elements"] == cfg.max_elements
+    with pytest.raises(ConfigError, match="prompt limits"):
+        train_distill(data, out, steps=126, resume=True, progress=False, prompt_limits={"d_model": 8})
 
 
 def test_cli_train_distill(tmp_path):

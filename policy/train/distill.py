@@ -201,6 +201,9 @@ def exact_match(model: MoEModel, tok: GalagoTokenizer, dataset: DemoDataset, lim
 
 
 # ---- the loop -----------------------------------------------------------------------------------
+PROMPT_LIMITS = ("max_elements", "max_instruction_tokens")
+
+
 def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | Path,
                   config: MoEConfig | None = None, steps: int = 3000, batch_size: int = 16,
                   lr: float = 1e-3, warmup: int = 100, *, weight_decay: float = 0.1,
@@ -208,14 +211,16 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                   save_every: int = 500, log_every: int = 10, eval_every: int = 0,
                   eval_fn: EvalFn | None = None, only_success: bool = True, vocab_size: int = 4096,
                   tokenizer: GalagoTokenizer | None = None, num_threads: int | None = 2,
-                  cache: bool = True, progress: bool = True, relabel_p: float = 0.0) -> TrainResult:
+                  cache: bool = True, progress: bool = True, relabel_p: float = 0.0,
+                  prompt_limits: dict[str, int] | None = None) -> TrainResult:
     """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
 
     ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
     ``eval_fn(step, policy)`` is called every ``eval_every`` steps and at the end; a dict it returns
     is logged to metrics.jsonl. ``relabel_p`` is the share of examples whose quoted labels are
-    renamed to pseudo-words (policy/train/relabel.py). Returns a TrainResult; the trained policy is
-    in ``out_dir``.
+    renamed to pseudo-words (policy/train/relabel.py). ``prompt_limits`` sets prompt-layout limits
+    (``max_elements``, ``max_instruction_tokens``: no weight depends on them), also when resuming.
+    Returns a TrainResult; the trained policy is in ``out_dir``.
     """
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -235,6 +240,12 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     else:
         tok = tokenizer or GalagoTokenizer.train(tokenizer_texts(items), vocab_size=vocab_size)
         model = build_model(config or MoEConfig(), tok, seed=seed)
+    limits = {k: v for k, v in (prompt_limits or {}).items() if v is not None}
+    unknown = sorted(set(limits) - set(PROMPT_LIMITS))
+    if unknown or any(v < 1 for v in limits.values()):
+        raise ConfigError(f"prompt limits must be positive and among {', '.join(PROMPT_LIMITS)}: {limits}")
+    if limits:
+        model.cfg = dataclasses.replace(model.cfg, **limits)
     cfg = model.cfg
     data = DemoDataset(items, tok, cfg, cache=cache)
     data.drop_too_long()
