@@ -27,7 +27,6 @@ from policy.base import STUCK_WARNING, Episode, HistoryEntry, ScreenshotNeeded
 StepCallback = Callable[[StepRecord, "Agent"], None]
 
 
-
 @dataclass
 class RunResult:
     """How one run went. ``to_json()`` gives the ``galago run --json`` object."""
@@ -319,10 +318,11 @@ class Agent:
         n = self.stuck_repeats
         last = seen[-n:]
         if n > 1 and len(last) == n and last[0][1] and all(a == last[0][1] for _, a in last):
-            screens = {k for k, _ in last}
-            if len(screens) == 1 or (n >= 3 and len(screens) == 2):
-                how = "did not change" if len(screens) == 1 else "only went back and forth"
-                rec.warning = STUCK_WARNING.format(n=n, how=how)
+            screens = [k for k, _ in last]
+            if len(set(screens)) == 1:
+                rec.warning = STUCK_WARNING.format(n=n, how="did not change")
+            elif n >= 3 and all(screens[i] == screens[i - 2] for i in range(2, n)):
+                rec.warning = STUCK_WARNING.format(n=n, how="only went back and forth")
 
     def _history_entry(self, rec: StepRecord, step: Step | None, obs: Any) -> HistoryEntry:
         response = rec.response
