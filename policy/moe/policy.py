@@ -52,7 +52,7 @@ class MoEPolicy(BasePolicy):
         self.last: Generation | None = None
         self.last_text = ""
         self.last_ms = 0.0
-        self.encode_last: EncodedPrompt | None = None
+        self.last_prompt: EncodedPrompt | None = None
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, **options) -> "MoEPolicy":
@@ -80,7 +80,7 @@ class MoEPolicy(BasePolicy):
     def respond(self, task: str, observation: Observation, history: Sequence[HistoryEntry | str] = ()) -> str:
         """The raw response text (not parsed)."""
         t0 = time.perf_counter()
-        prompt = self.encode_last = self.encode(task, observation, history)
+        prompt = self.last_prompt = self.encode(task, observation, history)
         self.last = generate(self.model, [prompt], self.max_new_tokens, self.temperature, self.top_p,
                              self.generator, decode_threads=self.decode_threads)
         self.last_text = self.tokenizer.decode(self.last.tokens[0])
@@ -104,7 +104,7 @@ class MoEPolicy(BasePolicy):
         """The loop said the last action keeps failing, and greedy decoding wrote it once more.
         Draw a few samples (seeded by the prompt, so a run stays reproducible) and return the most
         likely one that does something else, or None when none does."""
-        prompt = self.encode_last
+        prompt = self.last_prompt
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
         g = generate(self.model, [prompt] * ESCAPE_SAMPLES, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
@@ -125,6 +125,7 @@ class MoEPolicy(BasePolicy):
         return best
 
     def act(self, task: str, observation: Observation, history: Sequence[HistoryEntry]) -> Step:
+        self.grounded = False
         text = self.respond(task, observation, history)
         space = observation.space
         if space is None or space.kind != "relative" or round(space.model_width) != SCALE:
