@@ -32,6 +32,8 @@ class MoEPolicy(BasePolicy):
     ``no_image`` / ``no_elements`` are ablations: the model sees a blank screenshot / no element list.
     ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
     point missed it (policy.grounding); ``grounded`` says whether the last step was moved.
+    When the loop flags the last action as repeated without effect and greedy decoding writes it
+    again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
     """
 
