@@ -11,7 +11,7 @@ from perception.space import CoordinateSpace
 # The loop's feedback when the same action keeps failing; a policy may react to it (policy.moe resamples).
 STUCK_WARNING = ("You repeated the same action {n} times and the screen {how}. "
                  "That action is not working; try a different element, key or approach.")
-STUCK_MARK = "You repeated the same action"
+STUCK_MARK = STUCK_WARNING.split(" {n}")[0]  # "You repeated the same action"
 
 
 def is_stuck(entry: "HistoryEntry | None") -> bool:
