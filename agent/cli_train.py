@@ -48,6 +48,9 @@ def distill(
     vocab_size: int = typer.Option(4096, "--vocab-size", help="tokenizer size (new runs only)"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/train_state"),
+    upgrade_tokenizer: bool = typer.Option(False, "--upgrade-tokenizer",
+                                           help="resumed runs: switch the checkpoint's tokenizer to the current "
+                                                "number and quote rules (policy/moe/tokenizer.py)"),
     save_every: int = typer.Option(500, "--save-every"),
     threads: int = typer.Option(2, help="torch CPU threads"),
     include_failed: bool = typer.Option(False, "--include-failed", help="also train on failed episodes"),
@@ -72,7 +75,7 @@ def distill(
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
-                            progress=not json_out, relabel_p=relabel,
+                            progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer,
                             prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)

@@ -1,11 +1,13 @@
 """The built-in MoE policy: routing, balancing, tokenizer, save/load, generation equivalences."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from tokenizers import Tokenizer
 
 from actions.errors import ActionParseError, ConfigError
 from perception.observation import Box, Element, Observation
@@ -13,12 +15,17 @@ from policy.moe import (MoEConfig, MoEModel, MoEPolicy, GalagoTokenizer, build_m
                         from_pretrained, generate, load_builtin, load_dir, save_pretrained, sequence_logprobs)
 from policy.moe.model import MoE
 from policy.moe.prompt import collate, encode_target
+from policy.moe.tokenizer import DIGITS_MARKER, EOS, RULE_TOKENS
 
 torch.set_num_threads(1)  # tiny matrices: one thread is as fast and avoids fighting other tests
 
 TEXTS = ["Thought: Click the Submit button.\nAction: click(start_box='(512,300)')",
          "Thought: Type the name.\nAction: type(content='ada')", 'Log in as "ada" with password "lovelace".',
          "button", "Submit", "textbox", "Username", "Click OK then Cancel", "link Home"] * 4
+
+
+COPY_WORDS = ["maple", "harbor", "violet", "ember", "canyon", "quartz", "willow", "falcon", "meadow", "copper",
+              "lantern", "pebble", "thistle", "saffron", "glacier", "orchid"]
 
 
 @pytest.fixture(scope="module")
@@ -207,11 +214,60 @@ def test_tokenizer_round_trip_and_number_tokens(tok, tmp_path):
         assert tok.decode(tok.encode(s)) == s
     ids = tok.encode("click(start_box='(512,300)')")
     assert tok.num_id(512) in ids and tok.num_id(300) in ids
-    assert tok.encode("ada") == tok.encode('"ada"')[1:-1]  # labels tokenise the same inside quotes
+    assert tok.encode_label("ada") == tok.encode('"ada"')[2:-1]  # labels tokenise the same inside quotes
     tok.save(tmp_path / "tokenizer.json")
     assert GalagoTokenizer.load(tmp_path / "tokenizer.json").encode(TEXTS[0]) == tok.encode(TEXTS[0])
     with pytest.raises(ConfigError):
         GalagoTokenizer.load(tmp_path / "missing.json")
+
+
+def _first_rules(tok: GalagoTokenizer) -> GalagoTokenizer:
+    """``tok`` as the first tokenizers were: without the rule tokens <|digits|> and <|sp|>."""
+    spec = json.loads(tok.tok.to_str())
+    spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] not in RULE_TOKENS]
+    return GalagoTokenizer(Tokenizer.from_str(json.dumps(spec)))
+
+
+def test_numbers_tokenise_the_same_wherever_they_occur(tok):
+    """A value in the instruction and the same value in a thought or typed into a field share their
+    tokens, whatever surrounds them, so reproducing it is a copy."""
+    def nums(text):
+        return [i - tok.num_id(0) for i in tok.encode(text) if tok.num_id(0) <= i <= tok.num_id(1000)]
+    assert tok.digits
+    assert nums("Select 12/13/2016 as the date") == [12, 13, 2, 0, 1, 6]
+    assert nums("click day 13.") == [13] and nums("(13)") == [13] and nums("x13y") == [13]
+    assert nums("type(content='02/05/2014')") == [0, 2, 0, 5, 2, 0, 1, 4] == nums("Enter 02/05/2014 as the date")
+    assert nums("02:53P") == [0, 2, 53] and nums("2:53 PM") == [2, 53] and nums("1001 1000") == [1, 0, 0, 1, 1000]
+    for s in ["12/13/2016.", "v1.25-rc3 007", "0253P", "１２"]:  # fullwidth digits are text, not numbers
+        assert tok.decode(tok.encode(s)) == s
+
+
+def test_a_name_tokenises_the_same_quoted_unquoted_and_on_screen(tok):
+    """The words of a name are the same tokens after a space, after an opening quote, inside
+    type(content='...') and in an element's label, so copying it is exact from any of them."""
+    for t in (tok, _first_rules(tok)):
+        name = t.encode(" Northern beacon")
+        found = [any(ids[i:i + len(name)] == name for i in range(len(ids))) for ids in map(t.encode, [
+            'Under Northern beacon, toggle it', 'Click the "Northern beacon" tab.', "type(content='Northern beacon')"])]
+        assert found == ([True] * 3 if t is tok else [True, False, False])  # the first rule: only unquoted
+    assert tok.encode_label("Northern beacon") == name
+    for s in ['Click "Northern beacon"', "type(content='x') don't 'Tis", "'a'b' \"", '"3 items"']:
+        assert tok.decode(tok.encode(s)) == s
+
+
+def test_first_rule_tokenizers_keep_their_rules_until_upgraded(tok):
+    old = _first_rules(tok)
+    assert not old.digits and not old.quote_space and old.vocab_size == tok.vocab_size - 2
+    ids = old.encode("day 13. in 2016")
+    assert old.num_id(13) not in ids and old.num_id(2) not in ids  # the first rule: BPE cut these
+    assert old.encode_label("ada") == old.encode('"ada"')[1:-1] == old.encode("ada")
+    assert old.encode("(512,300)") == tok.encode("(512,300)")
+    new = old.upgraded()
+    assert new.digits and new.quote_space and new.upgraded() is new
+    for s in ["day 13. in 2016", 'Click "Northern beacon"']:
+        assert new.encode(s) == tok.encode(s)
+    assert new.tok.get_vocab() == {**old.tok.get_vocab(), **{t: old.vocab_size + i for i, t in enumerate(RULE_TOKENS)}}
+    assert new.decode(new.encode("in 2016") + [new.tok.token_to_id(DIGITS_MARKER)]) == "in 2016"
 
 
 def test_prompt_puts_element_centres_on_the_relative_grid(tok):
@@ -415,21 +471,23 @@ def test_copy_head_mixture_is_a_distribution_and_copies(tok):
     first_row = logp[0].detach().exp()
     assert abs(sum(float(first_row[i]) for i in prompt_ids) - 1.0) < 1e-3
     # learn to answer 'Type "<word>"' with the word: two words never seen as targets are copied too
-    words = [w for w in (tok.decode([i]) for i in range(tok.vocab_size))
-             if w.isalpha() and len(w) >= 3 and len(tok.encode(w)) == 1][:10]
-    assert len(words) == 10
+    # (a word quoted in the prompt is one token with its space, as encode_label writes it: the words
+    # come from a tokenizer that has seen them after spaces)
+    tok = GalagoTokenizer.train(TEXTS + [" " + " ".join(COPY_WORDS)] * 4, vocab_size=1600)
+    words = [w for w in COPY_WORDS if len(tok.encode_label(w)) == 1]
+    assert len(words) == 16
     model = build_model(MoEConfig.tiny(copy_head=True), tok).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def enc(w):
         return encode_observation(tok, model.cfg, f'Type "{w}" now', screenshot(), 160, 210, elements(2), [])
     for step in range(200):
-        ws = [words[(step * 3 + k) % 8] for k in range(8)]
-        batch, labels = collate([enc(w) for w in ws], [encode_target(tok, w) for w in ws])
+        ws = [words[(step * 3 + k) % 14] for k in range(8)]
+        batch, labels = collate([enc(w) for w in ws], [tok.encode_label(w) + [EOS] for w in ws])
         logp, lab, aux = model(batch, labels)
         loss = torch.nn.functional.cross_entropy(logp, lab) + aux
         opt.zero_grad()
         loss.backward()
         opt.step()
-    out = generate(model, [enc(words[8]), enc(words[9])], 1)
-    assert [tok.decode(t) for t in out.tokens] == words[8:], [tok.decode(t) for t in out.tokens]
+    out = generate(model, [enc(words[14]), enc(words[15])], 1)
+    assert [tok.decode(t).lstrip() for t in out.tokens] == words[14:], [tok.decode(t) for t in out.tokens]

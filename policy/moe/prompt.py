@@ -94,11 +94,12 @@ def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, l
                 coords_last: bool = False) -> list[int]:
     cx, cy = e.box.center
     coords = [tok.num_id(round(_rel(cx, width) * 1000)), tok.num_id(round(_rel(cy, height) * 1000))]
-    # the role and the text are tokenised apart, so a label tokenises as it does after a quote
-    body = tok.encode(_clean(e.role, 20)) + tok.encode(_clean(e.text))
+    # the role and the text are tokenised apart, so a label tokenises as it does when quoted
+    body = tok.encode(_clean(e.role, 20)) + tok.encode_label(_clean(e.text))
     extra = []
     if e.value and e.value != e.text:
-        extra.append("=" + _clean(e.value, 40))
+        # a value reads as a quoted label does, so it can be compared with the instruction's words
+        extra.append(("= " if tok.quote_space else "=") + _clean(e.value, 40))
     if e.checked is not None:
         extra.append("checked" if e.checked else "unchecked")
     if e.focused:

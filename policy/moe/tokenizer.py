@@ -12,11 +12,28 @@ written into the prompt with the same tokens the answer uses, so pointing become
 integer 0..1000 in any text (instruction, element text, targets) becomes its number token before BPE;
 decoding writes the digits back, so text round-trips exactly.
 
+Every other run of digits (``2016``, ``05``, ``0253``) is written one number token per digit, and a
+number's neighbours do not change how it is cut (``13.``, ``/13/``, ``53P`` hold ``13`` and ``53``
+as in ``13``). So a date, a time or a code in the instruction tokenises to the same digits as the
+same value typed into a field or named in a thought, and reproducing it is copying tokens. (The
+first tokenizers cut only standalone integers and left the rest to BPE, where ``12/13/2016`` and
+``day 13.`` share no token; a tokenizer without the marker token ``<|digits|>`` keeps that rule, so
+checkpoints trained with it load unchanged.)
+
 Why words are isolated before BPE (``" ?\\p{L}+"`` and quotes are pre-token boundaries): a label
 must tokenise the same wherever it occurs (in an element, the instruction, the thought, or inside
 ``type(content='ada')``), or copying it does not generalise to unseen labels. Punctuation runs
 between words may merge freely, and the fixed fragments of UI-TARS syntax (``PHRASES``) are single
 added tokens, so a typical response is ~12-20 tokens and generation stays cheap.
+
+A word's first piece carries the space before it (``Ġbeacon``), so a word right after an opening
+quote would tokenise apart from the same word after a space: ``Under Northern beacon`` and
+``the "Northern beacon" tab`` would share ``Ġbeacon`` but not the first word, and a thought could
+not copy an unquoted name from the instruction token for token. So an opening quote (one not
+preceded by a letter) followed by a letter is written as the quote, the token ``<|sp|>`` ("the next
+space is not there") and the word with its space: ``"<|sp|> Northern``; decoding drops ``<|sp|> ``.
+Element labels are encoded with a leading space likewise (``encode_label``). A tokenizer without
+``<|sp|>`` (trained before) keeps the first rule, where a label tokenises as it does after a quote.
 """
 from __future__ import annotations
 
@@ -45,13 +62,32 @@ PHRASES = [
     "<|box_start|>(", ")<|box_end|>')", "<point>", "</point>')",
 ]
 
-# a standalone integer 0..1000 without leading zeros (not part of a word, a decimal or a longer number)
-NUMBER_RE = re.compile(r"(?<![\w.])(1000|[1-9]\d{0,2}|0)(?![\w.])")
+# present in tokenizers that cut every digit run (the current rule); absent in the first ones
+DIGITS_MARKER = "<|digits|>"
+# after an opening quote: the next word's space is not there (and present in tokenizers of that rule)
+QUOTE_SPACE = "<|sp|>"
+RULE_TOKENS = (DIGITS_MARKER, QUOTE_SPACE)  # added in this order; ids after the phrases
+_LETTER = r"[^\W\d_]"
+OPEN_QUOTE_RE = re.compile(rf"(?<!{_LETTER})(['\"])(?={_LETTER})")
+# the first rule: a standalone integer 0..1000 without leading zeros (not part of a word, a decimal
+# or a longer number) becomes a number token; other digits are left to BPE
+LEGACY_NUMBER_RE = re.compile(r"(?<![\w.])(1000|[1-9]\d{0,2}|0)(?![\w.])")
+DIGIT_RUN_RE = re.compile(r"[0-9]+")
+NUMBER_RE = re.compile(r"1000|[1-9][0-9]{0,2}|0")  # a digit run that is one number token
 NUM_TOKEN_RE = re.compile(r"<\|n(\d{1,4})\|>")
 
 
-def _to_num_tokens(text: str) -> str:
-    return NUMBER_RE.sub(lambda m: f"<|n{m.group(1)}|>", text)
+def _num_tokens(run: str) -> str:
+    """A run of digits as number tokens: one for 0..1000 written without leading zeros, else one per digit."""
+    if NUMBER_RE.fullmatch(run):
+        return f"<|n{run}|>"
+    return "".join(f"<|n{c}|>" for c in run)
+
+
+def _to_num_tokens(text: str, digits: bool = True) -> str:
+    if not digits:
+        return LEGACY_NUMBER_RE.sub(lambda m: f"<|n{m.group(1)}|>", text)
+    return DIGIT_RUN_RE.sub(lambda m: _num_tokens(m.group(0)), text)
 
 
 class GalagoTokenizer:
@@ -64,11 +100,14 @@ class GalagoTokenizer:
                 raise ConfigError(f"tokenizer is not a galago MoE tokenizer: {s!r} should have id {want}")
         self.tok = tok
         self.vocab_size = tok.get_vocab_size()
+        self._marker = tok.token_to_id(DIGITS_MARKER)
+        self.digits = self._marker is not None  # which number rule (module docstring)
+        self.quote_space = tok.token_to_id(QUOTE_SPACE) is not None  # which quote rule
 
     # ---- training / io -------------------------------------------------------------------------
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 4096) -> "GalagoTokenizer":
-        """Train the BPE part on ``texts`` (numbers are cut out first: they have their own tokens)."""
+        """Train the BPE part on ``texts`` (digits are cut out first: they have their own tokens)."""
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(r" ?\p{L}+|['\"]"), behavior="isolated"),
@@ -81,13 +120,23 @@ class GalagoTokenizer:
 
         def pieces():
             for t in texts:
-                # merges never span a number, matching how added tokens split text when encoding
-                for p in NUMBER_RE.split(t):
-                    if p and not NUMBER_RE.fullmatch(p):
-                        yield p
+                # merges never span a digit, matching how number tokens split text when encoding;
+                # a word after an opening quote is counted with its space, as encode writes it
+                yield from (p for p in DIGIT_RUN_RE.split(OPEN_QUOTE_RE.sub(r"\1 ", t)) if p)
         tok.train_from_iterator(pieces(), trainer)
         tok.add_tokens(PHRASES)
+        tok.add_special_tokens(list(RULE_TOKENS))
         return cls(tok)
+
+    def upgraded(self) -> "GalagoTokenizer":
+        """This tokenizer switched to the current rules (adds the rule tokens it lacks; no other id
+        changes), for training a checkpoint of the first rules further on the current ones."""
+        missing = [t for t in RULE_TOKENS if self.tok.token_to_id(t) is None]
+        if not missing:
+            return self
+        tok = Tokenizer.from_str(self.tok.to_str())
+        tok.add_special_tokens(missing)
+        return GalagoTokenizer(tok)
 
     def save(self, path: str | Path) -> None:
         self.tok.save(str(path))
@@ -104,12 +153,23 @@ class GalagoTokenizer:
     def encode(self, text: str) -> list[int]:
         if not text:
             return []
-        return self.tok.encode(_to_num_tokens(text), add_special_tokens=False).ids
+        text = _to_num_tokens(text, self.digits)
+        if self.quote_space:
+            text = OPEN_QUOTE_RE.sub(rf"\1{QUOTE_SPACE} ", text)
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def encode_label(self, text: str) -> list[int]:
+        """An element's label, tokenised as it is when a thought quotes it (module docstring)."""
+        if self.quote_space and re.match(_LETTER, text):
+            return self.encode(" " + text)
+        return self.encode(text)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; specials are dropped, number tokens become digits."""
-        ids = [int(i) for i in ids if int(i) >= N_SPECIAL]
+        ids = [int(i) for i in ids if int(i) >= N_SPECIAL and int(i) != self._marker]
         text = self.tok.decode(ids, skip_special_tokens=False)
+        if self.quote_space:
+            text = text.replace(QUOTE_SPACE + " ", "").replace(QUOTE_SPACE, "")
         return NUM_TOKEN_RE.sub(lambda m: m.group(1), text)
 
     @staticmethod

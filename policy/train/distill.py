@@ -212,7 +212,7 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                   eval_fn: EvalFn | None = None, only_success: bool = True, vocab_size: int = 4096,
                   tokenizer: GalagoTokenizer | None = None, num_threads: int | None = 2,
                   cache: bool = True, progress: bool = True, relabel_p: float = 0.0,
-                  prompt_limits: dict[str, int] | None = None) -> TrainResult:
+                  prompt_limits: dict[str, int] | None = None, upgrade_tokenizer: bool = False) -> TrainResult:
     """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
 
     ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
@@ -220,6 +220,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     is logged to metrics.jsonl. ``relabel_p`` is the share of examples whose quoted labels are
     renamed to pseudo-words (policy/train/relabel.py). ``prompt_limits`` sets prompt-layout limits
     (``max_elements``, ``max_instruction_tokens``: no weight depends on them), also when resuming.
+    ``upgrade_tokenizer`` switches a resumed checkpoint's tokenizer from its first number and quote
+    rules to the current ones (policy/moe/tokenizer.py; new runs always get the current ones).
     Returns a TrainResult; the trained policy is in ``out_dir``.
     """
     if num_threads:
@@ -237,6 +239,10 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
 
     if resuming:
         model, tok = from_pretrained(out)
+        if upgrade_tokenizer:
+            tok = tok.upgraded()
+            if tok.vocab_size > model.cfg.vocab_size:
+                raise ConfigError(f"{out}: no room in the model's vocabulary for the tokenizer's rule tokens")
     else:
         tok = tokenizer or GalagoTokenizer.train(tokenizer_texts(items), vocab_size=vocab_size)
         model = build_model(config or MoEConfig(), tok, seed=seed)

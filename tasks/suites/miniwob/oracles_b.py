@@ -197,7 +197,9 @@ def _segmented_entry(ctx: OracleContext, want_value: str, keys: str, shown: str,
         return _press(ctx, "#subbtn", "Submit", f"the {what} field shows {shown}")
     if f["focused"] and not ctx.memory.get("typed"):
         ctx.memory["typed"] = True
-        return f'Type "{keys}" to fill the {what} field segment by segment with {shown}.', ctx.type(keys)
+        # the value comes first: writing it is a copy of the instruction, and the keys are then a copy
+        # of the value (a date typed as written; a time with a two-digit hour and A/P)
+        return f'The {what} is {shown}; type "{keys}" to fill the {what} field segment by segment.', ctx.type(keys)
     ctx.memory["typed"] = False
     return f"Click the first segment of the {what} field to type the {what}.", _click_left_edge(ctx, "#tt")
 
@@ -208,7 +210,8 @@ def enter_date(ctx: OracleContext):
     if not m:
         raise OracleError(f"enter-date: cannot read {ctx.instruction!r}")
     mm, dd, yyyy = m.groups()
-    return _segmented_entry(ctx, f"{yyyy}-{mm}-{dd}", f"{mm}{dd}{yyyy}", f"{mm}/{dd}/{yyyy}", "date")
+    # Chromium's date input takes "/" as the move to the next segment, so the keys are the date as written
+    return _segmented_entry(ctx, f"{yyyy}-{mm}-{dd}", f"{mm}/{dd}/{yyyy}", f"{mm}/{dd}/{yyyy}", "date")
 
 
 @oracle("enter-time")
@@ -218,7 +221,9 @@ def enter_time(ctx: OracleContext):
         raise OracleError(f"enter-time: cannot read {ctx.instruction!r}")
     h, mi, ap = int(m.group(1)), m.group(2), m.group(3)
     h24 = h % 12 + (12 if ap == "P" else 0)
-    return _segmented_entry(ctx, f"{h24:02d}:{mi}", f"{h:02d}{mi}{ap}", f"{h}:{mi} {ap}M", "time")
+    # a time input takes ":" between hour and minute, but a one-digit hour waits for a second digit
+    # unless it is padded ("1:22A" stays empty, "01:22A" holds 01:22), and a space cancels the entry
+    return _segmented_entry(ctx, f"{h24:02d}:{mi}", f"{h:02d}:{mi}{ap}", f"{h}:{mi} {ap}M", "time")
 
 
 _FEEDBACK_JS = """() => { const shown = [...document.querySelectorAll('#feedback > div')]

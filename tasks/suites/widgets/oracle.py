@@ -238,10 +238,12 @@ class WidgetOracle(BasePolicy):
                               Click(point=Point(x=x, y=p["y"] + p["h"] / 2)))
         y, m, d = step.iso.split("-")
         parts = {"year": y, "month": m, "day": d}
-        digits = "".join(parts[k] for k in p["dateOrder"])
+        # "/" moves to the next segment, so the date is typed as people write it (03/05/1995), in the
+        # input's segment order; month and day keep two digits, since a lone "1" waits for a second
+        keys = "/".join(parts[k] for k in p["dateOrder"])
         self._typed_date = True
-        return self._step(f'The "{step.label}" date field is focused; type the date in the order '
-                          f'{"/".join(p["dateOrder"])}.', Type(text=digits))
+        return self._step(f'The "{step.label}" date field is focused; in its order '
+                          f'{"/".join(p["dateOrder"])} the date is {keys}.', Type(text=keys))
 
     _typed_date = False
 
