@@ -12,6 +12,8 @@ model's own point:
   best of them: interactive before static, more of the quoted strings before fewer, an exact text
   before a longer one;
 - the step's first pointer action (click, double, right click, hover) is not on one of them;
+- when the named elements are static text, the point is not on a control: ``Click the "Year"
+  field`` names the caption, and the model's point on the input under it is what the thought means;
 
 then that point moves to the centre of the named element nearest to it. Anything else is left as
 the model wrote it: no quote, no pointer action, a point already on a named element, or a name no
@@ -87,8 +89,11 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
             continue
         p = action.point
         candidates = named_elements(observation, names)
-        if not candidates or observation.element_at(p.x, p.y) in candidates:
+        here = observation.element_at(p.x, p.y)
+        if not candidates or here in candidates:
             return step, False
+        if here is not None and here.interactive and not any(el.interactive for el in candidates):
+            return step, False  # a caption named, its control pointed at
         best = min(candidates, key=lambda el: (el.box.center[0] - p.x) ** 2 + (el.box.center[1] - p.y) ** 2)
         x, y = best.box.center
         if space is not None:

@@ -73,6 +73,13 @@ def test_left_alone_when_nothing_says_otherwise():
         el(1, "button", "", 300, 300, 20, 20)])  # an icon button: no text to match
     sentence = click(310, 310, 'The dialog has a close "x" in its title bar; click it.')
     assert ground_step(sentence, prose) == (sentence, False)  # static text is matched whole, not by a word
+    form = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "text", "Released Date", 12, 57, 136, 11, interactive=False),  # a caption, not a <label>
+        el(1, "textbox", "", 12, 70, 136, 18)])  # its input: no text to match
+    on_input = click(80, 78, 'Click the "Released Date" field.')
+    assert ground_step(on_input, form) == (on_input, False)  # the caption does not pull it off the input
+    step, moved = ground_step(click(80, 150, 'Click the "Released Date" field.'), form)  # on nothing
+    assert moved and step.actions[0].point == Point(x=80, y=62.5)
     blind = Observation(screenshot=None, width=800, height=600, elements=[])
     assert ground_step(click(70, 115, 'Click "Upload image"'), blind)[1] is False
 

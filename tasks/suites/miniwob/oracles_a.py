@@ -337,14 +337,17 @@ def _pick_date(ctx: OracleContext, want: date, input_sel: str = "#datepicker"):
     shown_idx = int(shown[1]) * 12 + MONTHS.index(shown[0])
     want_idx = want.year * 12 + want.month - 1
     name = f"{MONTHS[want.month - 1]} {want.year}"
+    # the thought first writes the date as the task does, then by name: a copy, then a twelve-way
+    # lookup right after the month's digits, so the month compared with the calendar's is in words
+    said = f"{want.strftime('%m/%d/%Y')} is {MONTHS[want.month - 1]} {want.day}, {want.year}"
     if want_idx < shown_idx:
-        return (f"The calendar shows {shown[0]} {shown[1]}; go back a month towards {name}.",
+        return (f"{said}; the calendar shows {shown[0]} {shown[1]}: go back a month.",
                 ctx.click(".ui-datepicker-prev"))
     if want_idx > shown_idx:
-        return (f"The calendar shows {shown[0]} {shown[1]}; go forward a month towards {name}.",
+        return (f"{said}; the calendar shows {shown[0]} {shown[1]}: go forward a month.",
                 ctx.click(".ui-datepicker-next"))
     day = ctx.find_text(str(want.day), "#ui-datepicker-div td[data-handler=selectDay] a")
-    return f"The calendar shows {name}; click day {want.day}.", ctx.click(day)
+    return f"{said}; the calendar shows {name}: click day {want.day}.", ctx.click(day)
 
 
 @oracle("choose-date", "choose-date-easy", "choose-date-medium", "choose-date-nodelay", max_steps=20)

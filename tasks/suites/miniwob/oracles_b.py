@@ -29,13 +29,14 @@ def _fill(ctx: OracleContext, selector: str, value: str, label: str):
     return _type_over(ctx, selector, f["value"], value, label)
 
 
-def _type_over(ctx: OracleContext, key: str, current: str, value: str, label: str):
-    """Type ``value`` into the focused field, first selecting what it holds (typing then replaces it)."""
+def _type_over(ctx: OracleContext, key: str, current: str, value: str, label: str, thought: str = ""):
+    """Type ``value`` into the focused field, first selecting what it holds (typing then replaces it).
+    ``thought`` replaces the typing step's default one."""
     if current and ctx.memory.get("selected") != key:
         ctx.memory["selected"] = key
         return f'The {label} field holds other text; select it all to replace it.', ctx.hotkey("ctrl", "a")
     ctx.memory["selected"] = None
-    return f'Type "{value}" into the {label} field.', ctx.type(value)
+    return thought or f'Type "{value}" into the {label} field.', ctx.type(value)
 
 
 def _press(ctx: OracleContext, selector: str, label: str, why: str = "everything asked for is filled in"):
@@ -334,6 +335,10 @@ def movie_search(ctx: OracleContext):
     if not m:
         raise OracleError(f"{ctx.task_id}: cannot read {ctx.instruction!r}")
     values = {"genre": m.group(1), "director": m.group(2), "year": m.group(3)}
+    # where each value stands in the task: the typing step quotes it, so the field's value is a copy
+    # of the words next to the ones that name the field, not a guess among the task's three values
+    said = {"genre": f"for {m.group(1)} movies", "director": f"directed by {m.group(2)}",
+            "year": f"from year {m.group(3)}"}
     fields = ctx.js(_MOVIE_FIELDS_JS)
     handles = ctx.page.query_selector_all("#area input[type=text]")
     for f in fields:
@@ -347,7 +352,8 @@ def movie_search(ctx: OracleContext):
         name = f'"{f["label"]}"'
         if not f["focused"]:
             return f"Click the {name} field to enter the {key}.", ctx.click(handles[f["i"]])
-        return _type_over(ctx, f"field{f['i']}", f["value"], values[key], name)
+        return _type_over(ctx, f"field{f['i']}", f["value"], values[key], name,
+                          f'The {name} field takes the {key}; the task says "{said[key]}": type "{values[key]}".')
     button = ctx.page.query_selector(_MOVIE_SUBMIT)
     label = " ".join((button.text_content() or "").split())
     return _press(ctx, button, label, "genre, director and year are filled in")

@@ -366,10 +366,11 @@ def set_date(b: PageBuilder) -> TaskBlock:
     values = {d[1]: d[2] for d in dates}
     values[id] = day.isoformat()
     sub_html, sid, caption = _submit_row(b)
+    said = _date_text(rng, day)
     return TaskBlock("".join(rows) + sub_html,
-                     P.instruction(rng, "set-date", field=lab, date=_date_text(rng, day), submit=caption),
+                     P.instruction(rng, "set-date", field=lab, date=said, submit=caption),
                      Goal(sid, values),
-                     [EnterDate(id, day.isoformat(), lab), Press(sid, f'the "{caption}" button', "to submit the date")])
+                     [EnterDate(id, day.isoformat(), lab, said), Press(sid, f'the "{caption}" button', "to submit the date")])
 
 
 def set_slider(b: PageBuilder) -> TaskBlock:

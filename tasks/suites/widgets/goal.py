@@ -87,6 +87,7 @@ class EnterDate:
     id: str
     iso: str  # YYYY-MM-DD
     label: str
+    said: str = ""  # the date as the instruction writes it ("March 5, 1995"); default: iso
 
 
 PlanStep = Union[Press, Fill, SetChecked, PickOption, Slide, EnterDate]

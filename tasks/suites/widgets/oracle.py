@@ -230,20 +230,23 @@ class WidgetOracle(BasePolicy):
         if s:
             return s
         self._count_try(step)
+        said = step.said or step.iso
         if not p["focused"] or self._typed_date:
             self._typed_date = False
             # the first segment sits at the left edge; a click in the middle would land on another one
             x = p["vis"]["l"] + p["padLeft"] + 6
-            return self._step(f'The "{step.label}" date is not {step.iso} yet; click its first segment to type the date.',
+            return self._step(f'The "{step.label}" date is not {said} yet; click its first segment to type the date.',
                               Click(point=Point(x=x, y=p["y"] + p["h"] / 2)))
         y, m, d = step.iso.split("-")
         parts = {"year": y, "month": m, "day": d}
         # "/" moves to the next segment, so the date is typed as people write it (03/05/1995), in the
-        # input's segment order; month and day keep two digits, since a lone "1" waits for a second
+        # input's segment order; month and day keep two digits, since a lone "1" waits for a second.
+        # The thought converts in small steps (the date as said, its parts, their order): each is a
+        # copy or a twelve-way lookup the model can learn, where one leap to 03/05/1995 is not
         keys = "/".join(parts[k] for k in p["dateOrder"])
         self._typed_date = True
-        return self._step(f'The "{step.label}" date field is focused; in its order '
-                          f'{"/".join(p["dateOrder"])} the date is {keys}.', Type(text=keys))
+        return self._step(f'{said} is year {y}, month {m}, day {d}; as {"/".join(p["dateOrder"])}: {keys}.',
+                          Type(text=keys))
 
     _typed_date = False
 
