@@ -7,8 +7,9 @@ model's own point:
 
 - the step's thought quotes one or more strings (``"…"`` or ``“…”``);
 - some elements of the current screen carry quoted strings in their text (after case and
-  white-space folding: as whole words for controls, as the whole text for static text, since a
-  sentence such as the task's own instruction mentions everything); the named elements are the
+  white-space folding: as whole words for controls, making up at least a quarter of their text, as
+  the whole text for static text, since a sentence such as the task's own instruction mentions
+  everything, and a toggle's text may hold a whole hidden menu's); the named elements are the
   best of them: interactive before static, more of the quoted strings before fewer, an exact text
   before a longer one;
 - the step's first pointer action (click, double, right click, hover) is not on one of them;
@@ -29,6 +30,7 @@ from perception.observation import Element, Observation
 from perception.space import CoordinateSpace
 
 POINTER_KINDS = ("click", "double_click", "right_click", "hover")
+MIN_COVER = 0.25  # the quoted names a control carries must make up this share of its text
 _QUOTED = re.compile(r'"([^"\n]{1,100})"|\u201c([^\u201d\n]{1,100})\u201d')
 
 
@@ -55,8 +57,10 @@ def _score(el: Element, names: list[str]) -> tuple[bool, int, bool] | None:
         return None
     if not el.interactive:  # static text only by its whole text: a sentence (the task's own
         return (False, 1, True) if text in names else None  # instruction) mentions everything
-    found = sum(1 for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text))
-    return (True, found, text in names) if found else None
+    hits = [n for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text)]
+    if not hits or sum(map(len, hits)) < MIN_COVER * len(text):
+        return None  # a name lost in a long text: a container (a menu toggle holding its items' text)
+    return (True, len(hits), text in names)
 
 
 def named_elements(observation: Observation, names: list[str]) -> list[Element]:

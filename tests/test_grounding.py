@@ -80,6 +80,10 @@ def test_left_alone_when_nothing_says_otherwise():
     assert ground_step(on_input, form) == (on_input, False)  # the caption does not pull it off the input
     step, moved = ground_step(click(80, 150, 'Click the "Released Date" field.'), form)  # on nothing
     assert moved and step.actions[0].point == Point(x=80, y=62.5)
+    feed = Observation(screenshot=None, width=160, height=210, elements=[  # a "more" toggle holds its menu's text
+        el(0, "clickable", "Share via DM Copy link to Tweet Embed Tweet Mute @jess Block @jess Report", 102, 66, 29, 11)])
+    item = click(96, 154, 'Click "Block" in the menu of @jess\'s post.')  # on the open menu's item (not listed)
+    assert ground_step(item, feed) == (item, False)
     blind = Observation(screenshot=None, width=800, height=600, elements=[])
     assert ground_step(click(70, 115, 'Click "Upload image"'), blind)[1] is False
 
