@@ -7,14 +7,15 @@ model's own point:
 
 - the step's thought quotes one or more strings (``"…"`` or ``“…”``);
 - some elements of the current screen carry quoted strings in their text (after case and
-  white-space folding: as whole words for controls, making up at least a quarter of their text, as
-  the whole text for static text, since a sentence such as the task's own instruction mentions
-  everything, and a toggle's text may hold a whole hidden menu's); the named elements are the
+  white-space folding: as whole words for controls whose box can show their text (a menu toggle's
+  text holds its menu's, drawn outside it), as the whole text for static text, since a sentence
+  such as the task's own instruction mentions everything); the named elements are the
   best of them: interactive before static, more of the quoted strings before fewer, an exact text
   before a longer one;
 - the step's first pointer action (click, double, right click, hover) is not on one of them;
-- when the named elements are static text, the point is not on a control: ``Click the "Year"
-  field`` names the caption, and the model's point on the input under it is what the thought means;
+- when the named elements are static text, the point is not on a control without text of its own:
+  ``Click the "Year" field`` names the caption, and the model's point on the input under it is what
+  the thought means;
 
 then that point moves to the centre of the named element nearest to it. Anything else is left as
 the model wrote it: no quote, no pointer action, a point already on a named element, or a name no
@@ -30,7 +31,6 @@ from perception.observation import Element, Observation
 from perception.space import CoordinateSpace
 
 POINTER_KINDS = ("click", "double_click", "right_click", "hover")
-MIN_COVER = 0.25  # the quoted names a control carries must make up this share of its text
 _QUOTED = re.compile(r'"([^"\n]{1,100})"|\u201c([^\u201d\n]{1,100})\u201d')
 
 
@@ -57,10 +57,16 @@ def _score(el: Element, names: list[str]) -> tuple[bool, int, bool] | None:
         return None
     if not el.interactive:  # static text only by its whole text: a sentence (the task's own
         return (False, 1, True) if text in names else None  # instruction) mentions everything
-    hits = [n for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text)]
-    if not hits or sum(map(len, hits)) < MIN_COVER * len(text):
-        return None  # a name lost in a long text: a container (a menu toggle holding its items' text)
-    return (True, len(hits), text in names)
+    if len(text) > _holds(el):
+        return None  # more text than its box can show: the rest is drawn outside it (a menu toggle)
+    found = sum(1 for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text))
+    return (True, found, text in names) if found else None
+
+
+def _holds(el: Element) -> float:
+    """About how many characters ``el``'s box can show, with room to spare (small text is ~5 px a
+    character and ~10 px a line; twice that)."""
+    return 2 * max(1.0, el.box.width / 5) * max(1.0, el.box.height / 10)
 
 
 def named_elements(observation: Observation, names: list[str]) -> list[Element]:
@@ -96,8 +102,9 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         here = observation.element_at(p.x, p.y)
         if not candidates or here in candidates:
             return step, False
-        if here is not None and here.interactive and not any(el.interactive for el in candidates):
-            return step, False  # a caption named, its control pointed at
+        if (here is not None and here.interactive and not here.text.strip()
+                and not any(el.interactive for el in candidates)):
+            return step, False  # a caption named, its control (an input, an icon) pointed at
         best = min(candidates, key=lambda el: (el.box.center[0] - p.x) ** 2 + (el.box.center[1] - p.y) ** 2)
         x, y = best.box.center
         if space is not None:

@@ -84,6 +84,12 @@ def test_left_alone_when_nothing_says_otherwise():
         el(0, "clickable", "Share via DM Copy link to Tweet Embed Tweet Mute @jess Block @jess Report", 102, 66, 29, 11)])
     item = click(96, 154, 'Click "Block" in the menu of @jess\'s post.')  # on the open menu's item (not listed)
     assert ground_step(item, feed) == (item, False)
+    inbox = Observation(screenshot=None, width=160, height=210, elements=[  # rows start with the sender
+        el(0, "clickable", "Hildagard Vitae augue. Vitae auctor..", 2, 73, 155, 39),
+        el(1, "clickable", "Farrand Ridiculus eget... Imperdiet. Curs..", 2, 112, 155, 39),
+        el(2, "clickable", "", 137, 120, 12, 12)])  # the row's trash icon
+    step, moved = ground_step(click(80, 90, 'The email from "Farrand" is the one to reply; open it.'), inbox)
+    assert moved and step.actions[0].point == Point(x=79.5, y=131.5)  # a row's box shows its whole text
     blind = Observation(screenshot=None, width=800, height=600, elements=[])
     assert ground_step(click(70, 115, 'Click "Upload image"'), blind)[1] is False
 

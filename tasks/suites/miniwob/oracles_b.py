@@ -577,7 +577,8 @@ def email_inbox(ctx: OracleContext):
         verb = "delete it" if action == "delete" else "mark it as important"
         return (f"The email from {by} is in the list; click its {icon} icon to {verb}.",
                 ctx.click(thread.query_selector(f".{icon}")))
-    return f"The email from {by} is the one to {action}; open it.", ctx.click(thread)
+    # the sender quoted: the policy's grounding then lands the click on the row that carries the name
+    return f'The email from "{by}" is the one to {action}; open it.', ctx.click(thread)
 
 
 # -- social media ----------------------------------------------------------------------------
