@@ -48,6 +48,8 @@ def distill(
     vocab_size: int = typer.Option(4096, "--vocab-size", help="tokenizer size (new runs only)"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/train_state"),
+    init: Optional[str] = typer.Option(None, "--init", help="start from a trained policy (builtin, moe:DIR or DIR): "
+                                       "its weights and tokenizer, a fresh optimiser and schedule"),
     upgrade_tokenizer: bool = typer.Option(False, "--upgrade-tokenizer",
                                            help="resumed runs: switch the checkpoint's tokenizer to the current "
                                                 "number and quote rules (policy/moe/tokenizer.py)"),
@@ -67,15 +69,17 @@ def distill(
     json_out: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
 ) -> None:
     """Distil oracle demonstrations into the MoE policy (loss on the response text only)."""
+    from policy.moe import policy_dir
     from policy.train.distill import config_preset, train_distill
 
     try:
+        init_dir = None if init is None else policy_dir(init)
         res = train_distill(data, out, config_preset(preset), steps=steps, batch_size=batch_size, lr=lr,
                             warmup=warmup, seed=seed, resume=resume, save_every=save_every,
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
-                            progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer,
+                            progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer, init=init_dir,
                             prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)

@@ -52,15 +52,6 @@ def suite_episode(state: dict, policy: Any, task_id: str, seed: int, options: Su
 # ---------------------------------------------------------------------------------------------
 # Python API
 # ---------------------------------------------------------------------------------------------
-def _policy_dir(spec: str) -> Path:
-    """``builtin``, ``moe:DIR`` or a plain directory -> the policy directory."""
-    from policy.moe import CHECKPOINT_DIR
-
-    if spec == "builtin":
-        return CHECKPOINT_DIR
-    return Path(spec[4:] if spec.startswith("moe:") else spec).expanduser()
-
-
 def _tokenizer(path: str | None):
     from policy.moe import CHECKPOINT_DIR, GalagoTokenizer
 
@@ -83,6 +74,7 @@ def run_grpo(suite: str | Any, out_dir: str | Path, *, init: str | None = None, 
     ``tokenizer`` (default: the built-in checkpoint's).
     """
     from agent.evaluate import _get_suite, parse_suite_ref, resolve_tasks
+    from policy.moe import policy_dir
     from policy.train.grpo import GRPOConfig, random_init, train_grpo
 
     cfg = cfg or GRPOConfig()
@@ -98,7 +90,7 @@ def run_grpo(suite: str | Any, out_dir: str | Path, *, init: str | None = None, 
     init_dir = None
     if not resume:
         if init is not None:
-            init_dir = _policy_dir(init)
+            init_dir = policy_dir(init)
             if not (init_dir / "model.safetensors").is_file():
                 raise ConfigError(f"--init {init}: no policy in {init_dir} (model.safetensors missing)")
         else:

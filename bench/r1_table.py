@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from actions.errors import ConfigError  # noqa: E402
-from agent.cli_train_grpo import _policy_dir, run_grpo  # noqa: E402
+from agent.cli_train_grpo import run_grpo  # noqa: E402
+from policy.moe import policy_dir  # noqa: E402
 from agent.evaluate import evaluate, parse_suite_ref  # noqa: E402
 from policy.train.grpo import GRPOConfig  # noqa: E402
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         from agent.evaluate import _get_suite
 
         tasks = list(_get_suite(name).default_task_ids())
-    distilled = _policy_dir(args.init)
+    distilled = policy_dir(args.init)
     if not (distilled / "model.safetensors").is_file():
         raise ConfigError(f"no distilled policy at {distilled}; train one (galago train distill) or pass --init DIR")
     rows = set(args.rows.split(","))

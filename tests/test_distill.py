@@ -114,6 +114,14 @@ def test_tiny_moe_overfits_demos_and_resumes(tmp_path):
     assert saved["max_instruction_tokens"] == 40 and saved["max_elements"] == cfg.max_elements
     with pytest.raises(ConfigError, match="prompt limits"):
         train_distill(data, out, steps=126, resume=True, progress=False, prompt_limits={"d_model": 8})
+    # a new run may start from a trained policy: its weights and tokenizer, a fresh optimiser
+    ft = tmp_path / "finetuned"
+    train_distill(data, ft, steps=1, batch_size=10, lr=1e-9, warmup=1, progress=False, num_threads=1, init=out)
+    tuned = load_dir(ft)
+    assert exact_match(tuned.model, tuned.tokenizer, ds) == 1.0
+    assert json.loads((ft / "train_state" / "state.json").read_text())["step"] == 1
+    with pytest.raises(ConfigError, match="no policy in"):
+        train_distill(data, tmp_path / "ft2", steps=1, progress=False, init=tmp_path / "nope")
 
 
 def test_cli_train_distill(tmp_path):
@@ -130,6 +138,14 @@ def test_cli_train_distill(tmp_path):
     assert isinstance(load_dir(tmp_path / "m"), MoEPolicy)
     r = CliRunner().invoke(app, ["train", "distill", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m2")])
     assert r.exit_code == 2
+    # fine-tuning the built-in policy: its config and tokenizer carry over
+    r = CliRunner().invoke(app, ["train", "distill", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ft"),
+                                 "--init", "builtin", "--steps", "1", "--batch-size", "2", "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    from policy.moe import CHECKPOINT_DIR
+    assert (tmp_path / "ft" / "tokenizer.json").read_bytes() == (CHECKPOINT_DIR / "tokenizer.json").read_bytes()
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["d_model"] == \
+        json.loads((CHECKPOINT_DIR / "config.json").read_text())["d_model"]
 
 
 def test_relabel_renames_quoted_labels_consistently():

@@ -147,6 +147,33 @@ def test_oracle_solves_family(driver, family):
         assert run.thoughts and all(t.strip().endswith(".") for t in run.thoughts)
 
 
+def test_check_boxes_oracle_reads_the_state_it_leaves(driver):
+    """The thoughts go through the boxes asked for in order, naming those already ticked, and untick a
+    ticked box the task does not ask for: the state a policy must read is in the thought."""
+    suite, thoughts = WidgetSuite(), []
+    for seed in range(12):
+        run = run_oracle(driver, suite.episode("check-boxes", seed, "train"))
+        assert run.success, (seed, run.detail, run.thoughts)
+        thoughts += run.thoughts
+    assert any(re.match(r'^"[^"]+"( and "[^"]+"| are| is)+.* ticked; "[^"]+" is unchecked; tick it\.$', t)
+               for t in thoughts)
+    assert any(t.endswith("is checked but not asked for; untick it.") for t in thoughts)
+
+
+def test_scroll_list_oracle_scrolls_by_what_the_list_shows(driver):
+    """Nothing on screen says how far down a list an item is, so the oracle's list scrolls do not
+    either: every one in an episode has the same amount, and the click comes once the item shows."""
+    suite, several = WidgetSuite(), 0
+    for seed in range(6):
+        task = suite.episode("scroll-list-click", seed, "train")
+        run = run_oracle(driver, task)
+        assert run.success, (seed, run.detail, run.thoughts)
+        amounts = {a.amount for t, a in zip(run.thoughts, run.actions) if a.kind == "scroll" and "in the list to reach" in t}
+        assert len(amounts) <= 1, (seed, amounts)
+        several += sum(1 for t in run.thoughts if "scroll down in the list" in t) >= 2
+    assert several >= 2
+
+
 def test_evaluate_before_and_after(driver):
     task = WidgetSuite().episode("click-button", 4, "train")
     task.setup(driver)

@@ -20,9 +20,19 @@ from policy.moe.tokenizer import GalagoTokenizer
 __all__ = ["MoEConfig", "MoEModel", "MoEPolicy", "GalagoTokenizer", "Generation", "generate",
            "sequence_logprobs", "encode_observation", "encode_target", "collate", "EncodedPrompt",
            "PromptBatch", "RoutingStats", "build_model", "from_pretrained", "save_pretrained",
-           "load_builtin", "load_dir", "CHECKPOINT_DIR"]
+           "load_builtin", "load_dir", "policy_dir", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoint"
+
+
+def policy_dir(spec: str | Path) -> Path:
+    """``builtin``, ``moe:DIR`` or a plain directory -> the policy directory."""
+    spec = str(spec)
+    if spec == "builtin":
+        return CHECKPOINT_DIR
+    return Path(spec[4:] if spec.startswith("moe:") else spec).expanduser()
+
+
 _OPTIONS = {"no_image", "no_elements", "max_new_tokens", "temperature", "top_p", "seed", "decode_threads", "ground"}
 
 

@@ -212,7 +212,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                   eval_fn: EvalFn | None = None, only_success: bool = True, vocab_size: int = 4096,
                   tokenizer: GalagoTokenizer | None = None, num_threads: int | None = 2,
                   cache: bool = True, progress: bool = True, relabel_p: float = 0.0,
-                  prompt_limits: dict[str, int] | None = None, upgrade_tokenizer: bool = False) -> TrainResult:
+                  prompt_limits: dict[str, int] | None = None, upgrade_tokenizer: bool = False,
+                  init: str | Path | None = None) -> TrainResult:
     """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
 
     ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
@@ -222,6 +223,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     (``max_elements``, ``max_instruction_tokens``: no weight depends on them), also when resuming.
     ``upgrade_tokenizer`` switches a resumed checkpoint's tokenizer from its first number and quote
     rules to the current ones (policy/moe/tokenizer.py; new runs always get the current ones).
+    ``init`` starts a new run from a saved policy directory (its weights, config and tokenizer; a
+    fresh optimiser and schedule): fine-tuning, e.g. the built-in checkpoint on new demonstrations.
     Returns a TrainResult; the trained policy is in ``out_dir``.
     """
     if num_threads:
@@ -236,9 +239,11 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     resuming = resume and (out / STATE_DIR / "state.json").is_file()
     if resume and not resuming:
         raise ConfigError(f"--resume: no checkpoint in {out} ({STATE_DIR}/state.json missing)")
+    if init is not None and not resuming and not (Path(init) / "model.safetensors").is_file():
+        raise ConfigError(f"init: no policy in {init} (model.safetensors missing)")
 
-    if resuming:
-        model, tok = from_pretrained(out)
+    if resuming or init is not None:
+        model, tok = from_pretrained(out if resuming else Path(init))
         if upgrade_tokenizer:
             tok = tok.upgraded()
             if tok.vocab_size > model.cfg.vocab_size:
@@ -279,7 +284,7 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     loss_ema, last_loss, t0, seen = None, float("nan"), time.perf_counter(), 0
     hparams = dict(lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, min_lr_ratio=min_lr_ratio,
                    batch_size=bs, seed=seed, total_steps=steps, data=[str(d) for d in dirs], n_examples=len(data),
-                   relabel_p=relabel_p)
+                   relabel_p=relabel_p, init=None if init is None else str(init))
 
     def save(step: int):
         save_checkpoint(out, model, tok, opt, {"step": step, "loss_ema": loss_ema, **hparams})

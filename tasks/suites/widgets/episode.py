@@ -25,8 +25,10 @@ class WidgetEpisode:
 
     def __post_init__(self):
         if self.max_steps <= 0:
-            # each plan step may need a scroll, a click and a keystroke or two, plus slack
-            self.max_steps = max(5, 4 * len(self.spec.plan) + 4)
+            # each plan step may need a scroll, a click and a keystroke or two, plus slack, and
+            # an item deep in a scroll list a scroll for each listful before it
+            reach = sum(getattr(step, "reach", 0) for step in self.spec.plan)
+            self.max_steps = max(5, 4 * len(self.spec.plan) + 4 + reach)
 
     @classmethod
     def create(cls, family: str, seed: int, split: str = "test", max_steps: int = 0) -> "WidgetEpisode":

@@ -166,12 +166,17 @@ def check_boxes(b: PageBuilder) -> TaskBlock:
     rng = b.rng
     labels = b.labels(rng.randint(3, 8), novel_first=_novel(b))
     want = set(rng.sample(range(len(labels)), rng.randint(1, min(4, len(labels) - 1))))
-    rows, plan, values = [], [], {}
+    rows, ids, values = [], [], {}
     for i, lab in enumerate(labels):
         html, id = b.checkbox(lab, checked=rng.random() < 0.25)
         rows.append(html)
+        ids.append(id)
         values[id] = i in want
-        plan.append(SetChecked(id, i in want, lab))
+    # the wanted boxes first, in the instruction's order, each thought naming those already ticked;
+    # then any other box that is ticked
+    asked = sorted(want)
+    plan = [SetChecked(ids[i], True, labels[i], tuple(labels[j] for j in asked[:k])) for k, i in enumerate(asked)]
+    plan += [SetChecked(ids[i], False, labels[i], unasked=True) for i in range(len(labels)) if i not in want]
     sub_html, sid, caption = _submit_row(b)
     cols = ' class="grid"' if rng.random() < 0.3 else ""
     html = f'<fieldset><legend>{escape(b.label())}</legend><div{cols}>{"".join(rows)}</div></fieldset>{sub_html}'
@@ -457,7 +462,7 @@ def scroll_list_click(b: PageBuilder) -> TaskBlock:
     html = (f'<h2>{escape(list_name)}</h2><ul class="scroll-list" role="listbox" style="max-height:{h}px">'
             f'{"".join(items)}</ul>')
     return TaskBlock(html, P.instruction(rng, "scroll-list-click", label=target, list=list_name), Goal(tid),
-                     [Press(tid, f'"{target}" in the list', "because it is the requested item")])
+                     [Press(tid, f'"{target}" in the list', "because it is the requested item", reach=16)])
 
 
 def search_open_result(b: PageBuilder) -> TaskBlock:

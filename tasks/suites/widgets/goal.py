@@ -52,6 +52,7 @@ class Press:
     what: str  # how a person names it: 'the "Save" button'
     why: str = ""
     until: str | None = None
+    reach: int = 0  # extra steps the budget allows to scroll to it (an item deep in a scroll list)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,15 @@ class Fill:
 
 @dataclass(frozen=True)
 class SetChecked:
+    """Tick (``want``) or untick a box. In a group of boxes, ``ticked`` names the wanted boxes
+    before this one (ticked by the time it is reached) and ``unasked`` marks a box the task does
+    not ask for; the oracle's thought goes through them, so it shows how the state was read."""
+
     id: str
     want: bool
     label: str
+    ticked: tuple[str, ...] = ()
+    unasked: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from policy.base import BasePolicy, Episode, HistoryEntry
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from tasks.suites.widgets.goal import EnterDate, Fill, PickOption, PlanStep, Press, SetChecked, Slide
+from tasks.suites.widgets.phrasings import join_items
 
 THUMB = 16  # Chromium's default range-thumb width in CSS px (clicks map through it)
 MAX_TRIES = 4  # per plan step, before the oracle gives up on it
@@ -133,12 +134,13 @@ class WidgetOracle(BasePolicy):
 
     def _count_try(self, step: PlanStep) -> None:
         self._tries += 1
-        if self._tries > MAX_TRIES * 3:
+        if self._tries > MAX_TRIES * 3 + getattr(step, "reach", 0):
             raise OracleGaveUp(f"no progress on {step!r} after {self._tries} actions")
 
     # -- one plan step -> the next action (None when the step already holds) ---------------------
 
     def _next(self, step: PlanStep) -> Step | None:
+        self._reach_allowance = getattr(step, "reach", 0)
         if isinstance(step, Press):
             if step.until is not None:
                 if not self._probe(step.until)["hidden"]:
@@ -179,7 +181,13 @@ class WidgetOracle(BasePolicy):
             self._count_try(step)
             verb = "tick" if step.want else "untick"
             now = "unchecked" if step.want else "checked"
-            return self._step(f'"{step.label}" is {now}; {verb} it.', Click(point=_center(p)))
+            if step.unasked:
+                thought = f'The boxes asked for are ticked; "{step.label}" is checked but not asked for; untick it.'
+            else:
+                done = f'{join_items(list(step.ticked))} {"is" if len(step.ticked) == 1 else "are"} ticked; ' \
+                    if step.ticked else ""
+                thought = f'{done}"{step.label}" is {now}; {verb} it.'
+            return self._step(thought, Click(point=_center(p)))
 
         if isinstance(step, PickOption):
             if p["options"] and p["value"] is not None and self._selected_text(step.id) == step.option:
@@ -249,6 +257,7 @@ class WidgetOracle(BasePolicy):
                           Type(text=keys))
 
     _typed_date = False
+    _reach_allowance = 0
 
     # -- scrolling -------------------------------------------------------------------------------
 
@@ -286,9 +295,17 @@ class WidgetOracle(BasePolicy):
             delta = abs(dx)
         if p["covered"] and delta < 1:
             raise OracleGaveUp(f"{what} is covered by another element")
-        amount = max(1, min(10, math.floor(delta / 100 + 0.5)))
+        if box is c:
+            # inside a list, scroll by most of what it shows, as a person would: nothing on screen
+            # says how far the item is, so the amount must not either (it takes a few scrolls, and
+            # the item being listed is what ends them); never more than the box shows, so no item
+            # is skipped over
+            span = (seen["b"] - seen["t"]) if direction in ("up", "down") else (seen["r"] - seen["l"])
+            amount = max(1, min(10, math.floor(0.8 * span / 100)))
+        else:
+            amount = max(1, min(10, math.floor(delta / 100 + 0.5)))
         self._tries += 1
-        if self._tries > MAX_TRIES * 5:
+        if self._tries > MAX_TRIES * 5 + self._reach_allowance:
             raise OracleGaveUp(f"cannot scroll {what} into view")
         return self._step(f"{what[0].upper() + what[1:]} is out of view; scroll {direction} in {area} to reach it.",
                           Scroll(point=where, direction=direction, amount=amount))
