@@ -20,10 +20,18 @@ model's own point:
 then that point moves to the centre of the named element nearest to it. Anything else is left as
 the model wrote it: no quote, no pointer action, a point already on a named element, or a name no
 element on screen carries (a target still to scroll to).
+
+Among equally good elements the one with the least text besides the names wins: for ``Click
+"Delete" in the row of "Flag"`` the "Delete Flag" button, not "Delete Flag badge".
+
+With the task's instruction at hand, a quoted name that no element carries and that the instruction
+does not quote either, but that is close to a name the instruction quotes (a slip in copying:
+"Down rating" for "Download rating"), is read as that name.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 
 from actions.schema import Point, Step
@@ -31,6 +39,7 @@ from perception.observation import Element, Observation
 from perception.space import CoordinateSpace
 
 POINTER_KINDS = ("click", "double_click", "right_click", "hover")
+REPAIR_RATIO = 0.75  # difflib similarity from which a name no element carries is read as the task's
 _QUOTED = re.compile(r'"([^"\n]{1,100})"|\u201c([^\u201d\n]{1,100})\u201d')
 
 
@@ -48,19 +57,39 @@ def quoted(thought: str) -> list[str]:
     return out
 
 
-def _score(el: Element, names: list[str]) -> tuple[bool, int, bool] | None:
+def _score(el: Element, names: list[str]) -> tuple[bool, int, bool, int] | None:
     """How well ``el`` carries the quoted names: (interactive, how many names its text contains as
-    whole words, whether its text is exactly one); None when it carries none. Static text counts
-    only when it is exactly a name."""
+    whole words, whether its text is exactly one, minus the characters of its text that are not a
+    name); None when it carries none. Static text counts only when it is exactly a name."""
     text = _fold(el.text)
     if not text:
         return None
     if not el.interactive:  # static text only by its whole text: a sentence (the task's own
-        return (False, 1, True) if text in names else None  # instruction) mentions everything
+        return (False, 1, True, 0) if text in names else None  # instruction) mentions everything
     if len(text) > _holds(el):
         return None  # more text than its box can show: the rest is drawn outside it (a menu toggle)
-    found = sum(1 for n in names if re.search(r"(?<!\w)" + re.escape(n) + r"(?!\w)", text))
-    return (True, found, text in names) if found else None
+    rest, found = text, 0
+    for n in names:
+        rest, k = re.subn(r"(?<!\w)" + re.escape(n) + r"(?!\w)", "", rest)
+        found += k > 0
+    return (True, found, text in names, -len(rest.replace(" ", ""))) if found else None
+
+
+def _repair(names: list[str], task: str, observation: Observation) -> list[str]:
+    """Names no element carries and the task does not quote, read as the task's closest quoted
+    name when they are near it (a copying slip)."""
+    asked = quoted(task)
+    if not asked:
+        return names
+    out = []
+    for n in names:
+        if n not in asked and not any(_score(el, [n]) for el in observation.elements):
+            ratio, best = max((difflib.SequenceMatcher(None, n, a).ratio(), a) for a in asked)
+            if ratio >= REPAIR_RATIO:
+                n = best
+        if n not in out:
+            out.append(n)
+    return out
 
 
 def _holds(el: Element) -> float:
@@ -86,14 +115,18 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     return [el for score, el in scored if score == best]
 
 
-def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None) -> tuple[Step, bool]:
+def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None,
+                task: str = "") -> tuple[Step, bool]:
     """``step`` with its first pointer action moved onto the element its thought names (see the
     module docstring), and whether it moved. Points are in viewport CSS px, as parsed steps are.
     With ``space`` (the policy's), the new point is one the model could have written: the
-    element's centre rounded to that space's integer grid."""
+    element's centre rounded to that space's integer grid. ``task``: the instruction, whose quoted
+    names repair a slip in the thought's."""
     names = quoted(step.thought)
     if not names or not observation.elements:
         return step, False
+    if task:
+        names = _repair(names, task, observation)
     for i, action in enumerate(step.actions):
         if action.kind not in POINTER_KINDS:
             continue

@@ -115,3 +115,31 @@ def test_the_element_carrying_more_of_the_quoted_names_wins():
     ])
     step, moved = ground_step(click(70, 215, 'Click "Remove" in the row of "Bob".'), table)  # on the name cell
     assert moved and step.actions[0].point == Point(x=350, y=215)
+
+
+def test_the_element_with_least_text_besides_the_names_wins():
+    table = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "button", "Delete Flag badge", 300, 100, 150), el(1, "button", "Delete Flag", 300, 200, 150),
+    ])
+    # nearer the "Delete Flag badge" row, but "Delete Flag" is the row the thought names
+    step, moved = ground_step(click(380, 140, 'Click "Delete" in the row of "Flag".'), table)
+    assert moved and step.actions[0].point == Point(x=375, y=215)
+
+
+def test_a_slip_in_copying_a_name_is_read_as_the_name_the_task_quotes():
+    table = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "text", "Cheap printer", 20, 100, interactive=False), el(1, "button", "Remove Cheap printer", 300, 100, 200),
+        el(2, "text", "Download rating", 20, 200, interactive=False),
+        el(3, "button", "Remove Download rating", 300, 200, 200),
+    ])
+    task = 'Find "Download rating" in the Name column and click "Remove" in that row.'
+    slip = click(400, 140, 'Click "Remove" in the row of "Down rating".')  # between the rows, nearer the first
+    step, moved = ground_step(slip, table, task=task)
+    assert moved and step.actions[0].point == Point(x=400, y=215)
+    step, moved = ground_step(slip, table)  # without the task only "Remove" is read: the nearest one
+    assert moved and step.actions[0].point == Point(x=400, y=115)
+    # a name on screen, or one far from every quoted name of the task, is taken as written
+    other = click(400, 140, 'Click "Remove" in the row of "Cheap printer".')
+    assert ground_step(other, table, task=task)[0].actions[0].point == Point(x=400, y=115)
+    far = click(400, 140, 'Click "Remove" in the row of "Quartz".')
+    assert ground_step(far, table, task=task)[0].actions[0].point == Point(x=400, y=115)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -374,6 +375,35 @@ def test_sampling_is_seeded_and_top_p_tiny_is_greedy(tok):
                         stop_at_eos=False, **kw).tokens
     assert sample(0) == sample(0) and sample(0) != sample(1)
     assert sample(5, top_p=1e-6) == generate(model, ps, 12, stop_at_eos=False).tokens
+
+
+def test_point_grammar_decodes_numbers_where_a_point_goes(tok):
+    """A model that prefers an opening fragment, then a word, writes points as numbers under the
+    grammar (the constrained choice), reports its own unconstrained log-probabilities, and writes
+    nothing parseable without it."""
+    from policy.moe.generate import PointGrammar
+
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=4)
+    grammar = PointGrammar.from_tokenizer(tok, model.cfg.vocab_size)
+    opener, word = tok.encode("click(start_box='(")[0], tok.encode(" Submit")[-1]
+    bias = torch.zeros(model.cfg.vocab_size)
+    bias[opener], bias[word] = 30.0, 20.0
+    plain = model.logits
+    model.logits = lambda h, table=None, source=None: plain(h, table, source) + bias
+    ps = prompts(tok, model.cfg)[:1]
+    free = generate(model, ps, 6, stop_at_eos=False)
+    assert free.tokens[0] == [opener] * 6
+    gen = generate(model, ps, 6, stop_at_eos=False, grammar=grammar)
+    row = gen.tokens[0]
+    assert row[0] == opener and row[2] == grammar.comma and row[4] in grammar.closers
+    assert all(8 <= t <= 1008 for t in (row[1], row[3]))  # number tokens
+    assert re.fullmatch(r"click\(start_box='\(\d+,\d+\)'.*", tok.decode(row[:5]), re.S)
+    lp, _ = sequence_logprobs(model, ps, gen.tokens)
+    torch.testing.assert_close(lp[0, :6], torch.tensor(gen.logprobs[0]), rtol=1e-4, atol=1e-4)
+    assert gen.logprobs[0][1] < -5  # the number was not the model's own first choice
+    sampled = generate(model, ps, 6, temperature=1.0, generator=torch.Generator().manual_seed(0),
+                       stop_at_eos=False, grammar=grammar)
+    assert sampled.tokens[0][2] == grammar.comma
 
 
 # ---------------------------------------------------------------------------------------------

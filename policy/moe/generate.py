@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from policy.moe.model import KVCache, MoEModel
 from policy.moe.prompt import EncodedPrompt, collate
-from policy.moe.tokenizer import EOS, PAD
-from policy.moe.config import SEG_RESPONSE
+from policy.moe.config import NUM_MAX, SEG_RESPONSE
+from policy.moe.tokenizer import EOS, NUM_BASE, PAD, PHRASES, GalagoTokenizer
 
 
 @dataclass
@@ -26,15 +26,58 @@ class Generation:
     prompt_tokens: list[int] = field(default_factory=list)  # prompt length per row (patches included)
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits [B, V] -> (next ids [B], their log-probabilities [B])."""
+class PointGrammar:
+    """Constrained decoding of the points in an action: after an opening fragment such as
+    ``click(start_box='(`` only a number token may follow, then the comma, a number, and a closing
+    fragment (``')``, ``', direction='`` …). Outside points nothing is constrained. A small model
+    sometimes copies a word into a coordinate (``scroll(start_box='(500, lake)``), which no parser
+    can use; here the most likely *number* is taken instead. The log-probabilities reported are the
+    model's own (unconstrained), so sampled rollouts stay comparable with ``sequence_logprobs``.
+
+    ``state`` per row: 0 free, 1 first number, 2 comma, 3 second number, 4 closing fragment."""
+
+    def __init__(self, vocab_size: int, openers: Sequence[int], comma: int, closers: Sequence[int]):
+        self.openers, self.comma, self.closers = set(openers), comma, set(closers)
+        allowed = torch.zeros(5, vocab_size, dtype=torch.bool)
+        allowed[0] = True
+        allowed[1, NUM_BASE:NUM_BASE + NUM_MAX + 1] = True
+        allowed[2, comma] = True
+        allowed[3] = allowed[1]
+        allowed[4, list(self.closers)] = True
+        self.allowed = allowed
+
+    @classmethod
+    def from_tokenizer(cls, tok: GalagoTokenizer, vocab_size: int) -> "PointGrammar | None":
+        """The grammar of ``tok``'s point fragments; None when they are not single tokens."""
+        def one(text: str) -> int | None:
+            ids = tok.encode(text)
+            return ids[0] if len(ids) == 1 and ids[0] < vocab_size else None
+        openers = [one(p) for p in PHRASES if p.endswith("='(")]
+        closers = [one(p) for p in PHRASES if p.startswith(")'")]
+        comma = one(",")
+        if None in openers or None in closers or comma is None or not openers or not closers:
+            return None
+        return cls(vocab_size, openers, comma, closers)
+
+    def advance(self, state: int, token: int) -> int:
+        if state == 4 or state == 0:
+            return 1 if token in self.openers else 0
+        return state + 1
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator,
+          allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits [B, V] -> (next ids [B], their log-probabilities [B]); ``allowed`` [B, V] restricts the
+    choice (not the reported log-probabilities)."""
     logits = logits.float()
     if temperature <= 0:
         logp = F.log_softmax(logits, dim=-1)
-        nxt = logits.argmax(dim=-1)
+        nxt = (logits if allowed is None else logits.masked_fill(~allowed, float("-inf"))).argmax(dim=-1)
         return nxt, logp.gather(1, nxt[:, None])[:, 0]
     logp = F.log_softmax(logits / temperature, dim=-1)
     probs = logp.exp()
+    if allowed is not None:
+        probs = probs.masked_fill(~allowed, 0.0)
     if top_p < 1.0:
         sp, si = probs.sort(dim=-1, descending=True)
         drop = sp.cumsum(-1) - sp > top_p  # keep the smallest prefix whose mass reaches top_p
@@ -48,13 +91,14 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator) -> 
 def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: int | None = None,
              temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
              use_cache: bool = True, stop_at_eos: bool = True,
-             decode_threads: int | None = None) -> Generation:
+             decode_threads: int | None = None, grammar: PointGrammar | None = None) -> Generation:
     """Continue each prompt until <|eos|> or ``max_new_tokens``. ``temperature`` 0 = greedy.
 
     ``use_cache=False`` recomputes the whole sequence at every step (slow; a reference for tests).
     ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks).
     ``decode_threads``: torch threads for the one-token steps (their matrices are tiny, so thread
     synchronisation costs more than it saves; 1 is fastest on small CPUs); restored afterwards.
+    ``grammar`` constrains the points of actions to numbers (PointGrammar).
     """
     cfg = model.cfg
     max_new = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -81,11 +125,15 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
         seg = torch.full((B, 1), SEG_RESPONSE, dtype=torch.long, device=x.device)
         if decode_threads:
             torch.set_num_threads(decode_threads)
+        states = [0] * B
         for step in range(max_new):
-            nxt, lp = _pick(model.logits(h, table, source), temperature, top_p, generator)
+            allowed = grammar.allowed[states] if grammar is not None and any(states) else None
+            nxt, lp = _pick(model.logits(h, table, source), temperature, top_p, generator, allowed)
             for i, (t, l) in enumerate(zip(nxt.tolist(), lp.tolist())):
                 if done[i]:
                     continue
+                if grammar is not None:
+                    states[i] = grammar.advance(states[i], t)
                 if t == EOS and stop_at_eos:
                     done[i] = finished[i] = True
                     lps[i].append(l)

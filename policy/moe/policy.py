@@ -15,7 +15,7 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import ground_step
-from policy.moe.generate import Generation, generate
+from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
 from policy.moe.prompt import EncodedPrompt, compact_action, encode_observation
@@ -32,6 +32,7 @@ class MoEPolicy(BasePolicy):
     ``no_image`` / ``no_elements`` are ablations: the model sees a blank screenshot / no element list.
     ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
     point missed it (policy.grounding); ``grounded`` says whether the last step was moved.
+    ``constrain`` (on by default) decodes the points of actions as numbers (generate.PointGrammar).
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
@@ -42,11 +43,12 @@ class MoEPolicy(BasePolicy):
     def __init__(self, model: MoEModel, tokenizer: GalagoTokenizer, *, no_image: bool = False,
                  no_elements: bool = False, max_new_tokens: int | None = None, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, decode_threads: int | None = 1,
-                 ground: bool = True):
+                 ground: bool = True, constrain: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.no_image, self.no_elements = no_image, no_elements
         self.ground, self.grounded = ground, False
+        self.grammar = PointGrammar.from_tokenizer(tokenizer, model.cfg.vocab_size) if constrain else None
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
         self.decode_threads = decode_threads  # one-token steps are faster on one thread (tiny matmuls)
@@ -84,12 +86,13 @@ class MoEPolicy(BasePolicy):
         t0 = time.perf_counter()
         prompt = self.last_prompt = self.encode(task, observation, history)
         self.last = generate(self.model, [prompt], self.max_new_tokens, self.temperature, self.top_p,
-                             self.generator, decode_threads=self.decode_threads)
+                             self.generator, decode_threads=self.decode_threads, grammar=self.grammar)
         self.last_text = self.tokenizer.decode(self.last.tokens[0])
         self.last_ms = (time.perf_counter() - t0) * 1000
         return self.last_text
 
-    def _step(self, text: str, observation: Observation, space: CoordinateSpace) -> tuple[Step, bool]:
+    def _step(self, text: str, observation: Observation, space: CoordinateSpace,
+              task: str = "") -> tuple[Step, bool]:
         """Parse ``text`` and ground its click (policy.grounding); (step, whether it was moved)."""
         try:
             step = parse_response(text, space)
@@ -99,10 +102,11 @@ class MoEPolicy(BasePolicy):
         if not step.raw:
             step.raw = text
         if self.ground and not self.no_elements:
-            return ground_step(step, observation, space)
+            return ground_step(step, observation, space, task or observation.instruction)
         return step, False
 
-    def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str) -> tuple[Step, bool] | None:
+    def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,
+                task: str = "") -> tuple[Step, bool] | None:
         """The loop said the last action keeps failing, and greedy decoding wrote it once more.
         Draw a few samples (seeded by the prompt, so a run stays reproducible) and return the most
         likely one that does something else, or None when none does."""
@@ -110,13 +114,13 @@ class MoEPolicy(BasePolicy):
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
         g = generate(self.model, [prompt] * ESCAPE_SAMPLES, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
-                     gen, decode_threads=self.decode_threads)
+                     gen, decode_threads=self.decode_threads, grammar=self.grammar)
         self.last_ms += (time.perf_counter() - t0) * 1000
         best = None
         for i in sorted(range(len(g.tokens)), key=lambda i: -sum(g.logprobs[i])):
             text = self.tokenizer.decode(g.tokens[i])
             try:
-                found = self._step(text, observation, space)
+                found = self._step(text, observation, space, task)
             except ActionParseError:
                 continue
             if found[0].actions and self._action_text(found[0], space) not in ("", repeated):
@@ -132,11 +136,11 @@ class MoEPolicy(BasePolicy):
         space = observation.space
         if space is None or space.kind != "relative" or round(space.model_width) != SCALE:
             space = self.coordinate_space(observation.width, observation.height, observation.dpr)
-        step, self.grounded = self._step(text, observation, space)
+        step, self.grounded = self._step(text, observation, space, task)
         if history and is_stuck(history[-1]) and self.temperature <= 0:
             repeated = compact_action(history[-1].response)
             if self._action_text(step, space) == repeated:
-                step, self.grounded = self._escape(observation, space, repeated) or (step, self.grounded)
+                step, self.grounded = self._escape(observation, space, repeated, task) or (step, self.grounded)
         return step
 
     @staticmethod
