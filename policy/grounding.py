@@ -115,6 +115,25 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     return [el for score, el in scored if score == best]
 
 
+def off_screen(step: Step, observation: Observation, task: str) -> bool:
+    """Whether ``step`` points at something that is not there: its first pointer action's thought
+    quotes a name the task quotes, no element on screen carries any name the thought quotes (as
+    grounding reads them: a sentence that mentions a name does not carry it), and the
+    point is not on a control without text (an icon, an input under its caption). ``Click "massa"``
+    while "massa" is on another tab, or further down a list: the right step is to look for it."""
+    names = quoted(step.thought)
+    if not names or not set(names) & set(quoted(task)) or not observation.elements:
+        return False
+    for action in step.actions:
+        if action.kind not in POINTER_KINDS:
+            continue
+        here = observation.element_at(action.point.x, action.point.y)
+        if here is not None and here.interactive and not here.text.strip():
+            return False
+        return not named_elements(observation, names)
+    return False
+
+
 def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None,
                 task: str = "") -> tuple[Step, bool]:
     """``step`` with its first pointer action moved onto the element its thought names (see the

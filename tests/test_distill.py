@@ -221,3 +221,32 @@ def test_a_stuck_greedy_policy_samples_another_action(tmp_path):
     escaped = policy.act("Press a button.", obs, [entry])
     assert policy.last_text == other and escaped.actions != first.actions
     assert policy.act("Press a button.", obs, [entry]) == escaped  # seeded by the prompt: reproducible
+
+
+def test_a_click_at_a_name_not_on_screen_is_sampled_again(tmp_path):
+    """Taught to click "Gone" (which no element carries) more often than "Save", greedy decoding
+    clicks at "Gone"; with verification on, the policy samples and takes the "Save" click."""
+    from perception.observation import Observation
+
+    W, H = 160, 210
+    labels, boxes = ["OK", "Save"], [Box(10, 30, 46, 22), Box(90, 140, 46, 22)]
+    image = render(W, H, list(zip(labels, boxes)))
+    elements = [Element(i, "button", labels[i], boxes[i]) for i in range(2)]
+    gone = f"Thought: Click \"Gone\".\nAction: click(start_box='({rel(boxes[0].center[0], W)},{rel(boxes[0].center[1], H)})')"
+    save = f"Thought: Click \"Save\".\nAction: click(start_box='({rel(boxes[1].center[0], W)},{rel(boxes[1].center[1], H)})')"
+    task = 'Press "Gone" or "Save".'
+    with DemoWriter(tmp_path / "data") as w:
+        for ep in range(8):
+            rec = w.episode(f"ep{ep}", "synthetic:either", seed=ep, instruction=task)
+            rec.add(image, W, H, gone if ep % 8 < 5 else save, elements=elements)
+            rec.end(success=True)
+    train_distill(tmp_path / "data", tmp_path / "model", MoEConfig.tiny(max_history=0), steps=150, batch_size=8,
+                  lr=3e-3, warmup=10, vocab_size=1400, progress=False, num_threads=1)
+    obs = Observation(image, W, H, elements=elements)
+    plain = load_dir(tmp_path / "model", verify=False)
+    assert plain.act(task, obs, []).thought == 'Click "Gone".' and plain.last_text == gone
+    policy = load_dir(tmp_path / "model")
+    step = policy.act(task, obs, [])
+    assert policy.last_text.startswith('Thought: Click "Save".') and step.thought == 'Click "Save".'
+    assert boxes[1].contains(step.actions[0].point.x, step.actions[0].point.y)  # a sampled point, grounded
+    assert policy.act(task, obs, []) == step  # seeded by the prompt: reproducible

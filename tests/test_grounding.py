@@ -143,3 +143,23 @@ def test_a_slip_in_copying_a_name_is_read_as_the_name_the_task_quotes():
     assert ground_step(other, table, task=task)[0].actions[0].point == Point(x=400, y=115)
     far = click(400, 140, 'Click "Remove" in the row of "Quartz".')
     assert ground_step(far, table, task=task)[0].actions[0].point == Point(x=400, y=115)
+
+
+def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries():
+    from policy.grounding import off_screen
+
+    tabs = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "tab", "Tab #1", 20, 10), el(1, "tab", "Tab #2", 130, 10),
+        el(2, "link", "felis", 20, 100), el(3, "text", "Lorem massa felis dolor.", 20, 200, 300, interactive=False),
+        el(4, "textbox", "", 20, 300, 200),
+    ])
+    task = 'Switch between the tabs to find and click on the link "massa".'
+    assert off_screen(click(70, 115, 'The link "massa" is on this tab; click it.'), tabs, task)  # a sentence
+    # mentioning a name does not carry it
+    assert not off_screen(click(70, 115, '"massa" is not on this tab; open tab "Tab #2".'), tabs, task)
+    assert not off_screen(click(70, 115, 'Click "felis".'), tabs, task)  # the task does not quote it
+    assert not off_screen(click(70, 315, 'Type "massa" into the field.'), tabs, task)  # a control without text
+    assert not off_screen(Step(thought='"massa" is further down; scroll.', raw="scroll",
+                               actions=[Scroll(point=Point(x=400, y=300), direction="down")]), tabs, task)
+    shown = Observation(screenshot=None, width=800, height=600, elements=[*tabs.elements, el(5, "link", "massa", 20, 400)])
+    assert not off_screen(click(70, 115, 'The link "massa" is on this tab; click it.'), shown, task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -14,7 +14,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import ground_step
+from policy.grounding import ground_step, off_screen
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -24,6 +24,7 @@ from policy.moe.tokenizer import GalagoTokenizer
 SCALE = 1000  # the relative grid the model answers on
 ESCAPE_SAMPLES = 4  # drawn at once when the loop says the last action keeps failing (MoEPolicy._escape)
 ESCAPE_TEMPERATURE = 1.0
+VERIFY_SAMPLES = 8  # drawn when greedy decoding points at a name nothing on screen holds
 
 
 class MoEPolicy(BasePolicy):
@@ -33,6 +34,9 @@ class MoEPolicy(BasePolicy):
     ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
     point missed it (policy.grounding); ``grounded`` says whether the last step was moved.
     ``constrain`` (on by default) decodes the points of actions as numbers (generate.PointGrammar).
+    ``verify`` (on by default): when greedy decoding points at a name the task quotes and nothing on
+    screen holds it (grounding.off_screen), a few samples are drawn and the most likely one that
+    does not is taken (it looks for the target: another tab, a scroll), as for a repeated action.
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
@@ -43,11 +47,11 @@ class MoEPolicy(BasePolicy):
     def __init__(self, model: MoEModel, tokenizer: GalagoTokenizer, *, no_image: bool = False,
                  no_elements: bool = False, max_new_tokens: int | None = None, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, decode_threads: int | None = 1,
-                 ground: bool = True, constrain: bool = True):
+                 ground: bool = True, constrain: bool = True, verify: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.no_image, self.no_elements = no_image, no_elements
-        self.ground, self.grounded = ground, False
+        self.ground, self.grounded, self.verify = ground, False, verify
         self.grammar = PointGrammar.from_tokenizer(tokenizer, model.cfg.vocab_size) if constrain else None
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
@@ -106,14 +110,16 @@ class MoEPolicy(BasePolicy):
         return step, False
 
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,
-                task: str = "") -> tuple[Step, bool] | None:
-        """The loop said the last action keeps failing, and greedy decoding wrote it once more.
-        Draw a few samples (seeded by the prompt, so a run stays reproducible) and return the most
-        likely one that does something else, or None when none does."""
+                task: str = "", samples: int = ESCAPE_SAMPLES,
+                accept: Callable[[Step], bool] | None = None) -> tuple[Step, bool] | None:
+        """Greedy decoding wrote an action that should not be taken again (``repeated``): the loop
+        said it keeps failing, or it points at something not on screen. Draw a few samples (seeded
+        by the prompt, so a run stays reproducible) and return the most likely one that does
+        something else (and passes ``accept``), or None when none does."""
         prompt = self.last_prompt
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
-        g = generate(self.model, [prompt] * ESCAPE_SAMPLES, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
+        g = generate(self.model, [prompt] * samples, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
                      gen, decode_threads=self.decode_threads, grammar=self.grammar)
         self.last_ms += (time.perf_counter() - t0) * 1000
         best = None
@@ -123,7 +129,8 @@ class MoEPolicy(BasePolicy):
                 found = self._step(text, observation, space, task)
             except ActionParseError:
                 continue
-            if found[0].actions and self._action_text(found[0], space) not in ("", repeated):
+            if found[0].actions and self._action_text(found[0], space) not in ("", repeated) \
+                    and (accept is None or accept(found[0])):
                 best = found
                 self.last = Generation([g.tokens[i]], [g.logprobs[i]], [g.finished[i]], g.prompt_tokens[i:i + 1])
                 self.last_text = text
@@ -132,6 +139,7 @@ class MoEPolicy(BasePolicy):
 
     def act(self, task: str, observation: Observation, history: Sequence[HistoryEntry]) -> Step:
         self.grounded = False
+        task = task or observation.instruction
         text = self.respond(task, observation, history)
         space = observation.space
         if space is None or space.kind != "relative" or round(space.model_width) != SCALE:
@@ -141,6 +149,10 @@ class MoEPolicy(BasePolicy):
             repeated = compact_action(history[-1].response)
             if self._action_text(step, space) == repeated:
                 step, self.grounded = self._escape(observation, space, repeated, task) or (step, self.grounded)
+        if self.verify and self.temperature <= 0 and not self.no_elements and off_screen(step, observation, task):
+            step, self.grounded = self._escape(
+                observation, space, self._action_text(step, space), task, VERIFY_SAMPLES,
+                accept=lambda s: not s.is_terminal and not off_screen(s, observation, task)) or (step, self.grounded)
         return step
 
     @staticmethod
