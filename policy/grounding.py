@@ -134,6 +134,28 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
     return False
 
 
+_CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are)$')
+
+
+def box_states(observation: Observation) -> dict[str, bool]:
+    """Folded name -> checked, for the checkable controls on screen whose name has one state."""
+    seen: dict[str, set[bool]] = {}
+    for el in observation.elements:
+        if el.interactive and el.checked is not None and _fold(el.text):
+            seen.setdefault(_fold(el.text), set()).add(bool(el.checked))
+    return {name: states.pop() for name, states in seen.items() if len(states) == 1}
+
+
+def claimed_state(text: str, states: dict[str, bool]) -> bool | None:
+    """When ``text`` ends in the start of a claim about boxes (``"A" and "B" are``, ``"C" is``) whose
+    states ``states`` knows and agree on, that state; else None. The next word must say it."""
+    m = _CLAIM.search(text)
+    if not m:
+        return None
+    found = {states.get(n) for n in quoted(m.group(1))}
+    return found.pop() if len(found) == 1 and None not in found else None
+
+
 def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None,
                 task: str = "") -> tuple[Step, bool]:
     """``step`` with its first pointer action moved onto the element its thought names (see the

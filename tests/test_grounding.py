@@ -163,3 +163,23 @@ def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries()
                                actions=[Scroll(point=Point(x=400, y=300), direction="down")]), tabs, task)
     shown = Observation(screenshot=None, width=800, height=600, elements=[*tabs.elements, el(5, "link", "massa", 20, 400)])
     assert not off_screen(click(70, 115, 'The link "massa" is on this tab; click it.'), shown, task)
+
+
+def test_claimed_state_is_the_state_the_element_list_gives():
+    from policy.grounding import box_states, claimed_state
+
+    form = Observation(screenshot=None, width=800, height=600, elements=[
+        Element(index=0, role="checkbox", text="Pipeline poll", box=Box(20, 100, 20, 20), checked=True),
+        Element(index=1, role="checkbox", text="Payment newsletter", box=Box(20, 140, 20, 20), checked=False),
+        Element(index=2, role="checkbox", text="Annual company", box=Box(20, 180, 20, 20), checked=True),
+        el(3, "text", "Payment newsletter", 50, 140, interactive=False),
+    ])
+    states = box_states(form)
+    assert states == {"pipeline poll": True, "payment newsletter": False, "annual company": True}
+    assert claimed_state('Thought: "Pipeline poll" is', states) is True
+    assert claimed_state('Thought: "Pipeline poll" is ticked; "Payment newsletter" is', states) is False
+    assert claimed_state('Thought: "Pipeline poll" and "Annual company" are', states) is True
+    assert claimed_state('Thought: "Pipeline poll", "Payment newsletter" and "Annual company" are', states) is None
+    assert claimed_state('Thought: "Somewhere else" is', states) is None  # no such box
+    assert claimed_state('Thought: "Pipeline poll" is ticked', states) is None  # not at a claim's head
+    assert claimed_state("Thought: The boxes asked for are", states) is None

@@ -7,7 +7,7 @@ same quantity for given target tokens with gradients, so GRPO can form ratios pi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -91,14 +91,19 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator,
 def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: int | None = None,
              temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
              use_cache: bool = True, stop_at_eos: bool = True,
-             decode_threads: int | None = None, grammar: PointGrammar | None = None) -> Generation:
+             decode_threads: int | None = None, grammar: PointGrammar | None = None,
+             steer: Callable[[int, list[int]], tuple[Sequence[int], Sequence[int]] | None] | None = None,
+             ) -> Generation:
     """Continue each prompt until <|eos|> or ``max_new_tokens``. ``temperature`` 0 = greedy.
 
     ``use_cache=False`` recomputes the whole sequence at every step (slow; a reference for tests).
     ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks).
     ``decode_threads``: torch threads for the one-token steps (their matrices are tiny, so thread
     synchronisation costs more than it saves; 1 is fastest on small CPUs); restored afterwards.
-    ``grammar`` constrains the points of actions to numbers (PointGrammar).
+    ``grammar`` constrains the points of actions to numbers (PointGrammar). ``steer(row, ids so far)``
+    may return (these, those): when the row's most likely next token is one of ``these``, it is
+    chosen among ``those`` (the MoE policy's box states: a state word must be the true one). Like
+    the grammar it restricts the choice, not the reported log-probabilities.
     """
     cfg = model.cfg
     max_new = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -128,7 +133,16 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
         states = [0] * B
         for step in range(max_new):
             allowed = grammar.allowed[states] if grammar is not None and any(states) else None
-            nxt, lp = _pick(model.logits(h, table, source), temperature, top_p, generator, allowed)
+            logits = model.logits(h, table, source)
+            if steer is not None:
+                for i in range(B):
+                    rule = None if done[i] else steer(i, out[i])
+                    if rule and int(logits[i].argmax()) in rule[0]:
+                        if allowed is None:
+                            allowed = torch.ones(B, logits.shape[-1], dtype=torch.bool)
+                        allowed[i] = False
+                        allowed[i, list(rule[1])] = True
+            nxt, lp = _pick(logits, temperature, top_p, generator, allowed)
             for i, (t, l) in enumerate(zip(nxt.tolist(), lp.tolist())):
                 if done[i]:
                     continue

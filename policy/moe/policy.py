@@ -14,7 +14,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import ground_step, off_screen
+from policy.grounding import box_states, claimed_state, ground_step, off_screen
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -37,6 +37,9 @@ class MoEPolicy(BasePolicy):
     ``verify`` (on by default): when greedy decoding points at a name the task quotes and nothing on
     screen holds it (grounding.off_screen), a few samples are drawn and the most likely one that
     does not is taken (it looks for the target: another tab, a scroll), as for a repeated action.
+    And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
+    element list gives (grounding.claimed_state): where the model writes a state word, it is the
+    true one.
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
@@ -53,6 +56,12 @@ class MoEPolicy(BasePolicy):
         self.no_image, self.no_elements = no_image, no_elements
         self.ground, self.grounded, self.verify = ground, False, verify
         self.grammar = PointGrammar.from_tokenizer(tokenizer, model.cfg.vocab_size) if constrain else None
+        one = {w: tokenizer.encode(w) for w in (" is", " are", " checked", " ticked", " unchecked")}
+        # the words that end a claim's head, the state words, and those true of a checked box / not
+        self._state_words = None if any(len(ids) != 1 for ids in one.values()) else {
+            "heads": {one[" is"][0], one[" are"][0]},
+            "any": {one[w][0] for w in (" checked", " ticked", " unchecked")},
+            True: [one[" ticked"][0], one[" checked"][0]], False: [one[" unchecked"][0]]}
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
         self.decode_threads = decode_threads  # one-token steps are faster on one thread (tiny matmuls)
@@ -90,10 +99,29 @@ class MoEPolicy(BasePolicy):
         t0 = time.perf_counter()
         prompt = self.last_prompt = self.encode(task, observation, history)
         self.last = generate(self.model, [prompt], self.max_new_tokens, self.temperature, self.top_p,
-                             self.generator, decode_threads=self.decode_threads, grammar=self.grammar)
+                             self.generator, decode_threads=self.decode_threads, grammar=self.grammar,
+                             steer=self._steer(observation))
         self.last_text = self.tokenizer.decode(self.last.tokens[0])
         self.last_ms = (time.perf_counter() - t0) * 1000
         return self.last_text
+
+    def _steer(self, observation: Observation | None):
+        """generate's ``steer``: after ``"A" is`` about boxes the element list knows, a state word is
+        the true one (grounding.claimed_state). None when there is nothing to check."""
+        words = self._state_words
+        if not self.verify or self.no_elements or observation is None or words is None:
+            return None
+        states = box_states(observation)
+        if not states:
+            return None
+        decode = self.tokenizer.decode
+
+        def steer(row: int, ids: list[int]):
+            if not ids or ids[-1] not in words["heads"]:
+                return None
+            state = claimed_state(decode(ids), states)
+            return None if state is None else (words["any"], words[state])
+        return steer
 
     def _step(self, text: str, observation: Observation, space: CoordinateSpace,
               task: str = "") -> tuple[Step, bool]:
@@ -120,7 +148,7 @@ class MoEPolicy(BasePolicy):
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
         g = generate(self.model, [prompt] * samples, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
-                     gen, decode_threads=self.decode_threads, grammar=self.grammar)
+                     gen, decode_threads=self.decode_threads, grammar=self.grammar, steer=self._steer(observation))
         self.last_ms += (time.perf_counter() - t0) * 1000
         best = None
         for i in sorted(range(len(g.tokens)), key=lambda i: -sum(g.logprobs[i])):
