@@ -406,6 +406,36 @@ def test_point_grammar_decodes_numbers_where_a_point_goes(tok):
     assert sampled.tokens[0][2] == grammar.comma
 
 
+def test_steer_restricts_the_choice_only_where_the_most_likely_token_is_named(tok):
+    model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False), tok), seed=5)
+    ps = prompts(tok, model.cfg)[:1]
+    free = generate(model, ps, 6, stop_at_eos=False).tokens[0]
+    other = next(t for t in range(9, 1000) if t not in free)
+    steered = generate(model, ps, 6, stop_at_eos=False,
+                       steer=lambda row, ids: ({free[2]}, {other}) if len(ids) == 2 else None)
+    assert steered.tokens[0][:3] == free[:2] + [other]
+    ignored = generate(model, ps, 6, stop_at_eos=False,
+                       steer=lambda row, ids: ({other}, {free[0]}) if len(ids) == 2 else None)
+    assert ignored.tokens[0] == free  # the most likely token is not among those named: no change
+
+
+def test_the_policy_writes_the_state_a_box_has():
+    from policy.grounding import box_states
+
+    pol = load_builtin()
+    obs = Observation(screenshot(), 160, 210, elements=[
+        Element(index=0, role="checkbox", text="Pipeline poll", box=Box(20, 100, 20, 20), checked=True),
+        Element(index=1, role="checkbox", text="Payment newsletter", box=Box(20, 140, 20, 20), checked=False)])
+    assert box_states(obs) and pol._state_words is not None
+    steer = pol._steer(obs)
+    tick, uncheck = pol.tokenizer.encode(" ticked")[0], pol.tokenizer.encode(" unchecked")[0]
+    these, those = steer(0, pol.tokenizer.encode('Thought: "Pipeline poll" is'))
+    assert {tick, uncheck} <= set(these) and tick in those and uncheck not in those
+    assert list(steer(0, pol.tokenizer.encode('Thought: "Payment newsletter" is'))[1]) == [uncheck]
+    assert steer(0, pol.tokenizer.encode('Thought: "Pipeline poll" is ticked;')) is None
+    assert load_builtin(verify=False)._steer(obs) is None
+
+
 # ---------------------------------------------------------------------------------------------
 # the policy
 # ---------------------------------------------------------------------------------------------
