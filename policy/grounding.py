@@ -5,7 +5,9 @@ then points at a neighbour: it reads better than it points. SeeAct (Zheng et al.
 the element's description rather than the model's coordinates; this does the same as a check on the
 model's own point:
 
-- the step's thought quotes one or more strings (``"…"`` or ``“…”``);
+- the step's thought quotes one or more strings (``"…"`` or ``“…”``); in a thought of several
+  clauses (``"A" is ticked; "B" is unchecked; tick it.``) those of the last clause that quotes any:
+  the thought states what it sees first and what it acts on last;
 - some elements of the current screen carry quoted strings in their text (after case and
   white-space folding: as whole words for controls whose box can show their text (a menu toggle's
   text holds its menu's, drawn outside it), as the whole text for static text, since a sentence
@@ -55,6 +57,15 @@ def quoted(thought: str) -> list[str]:
         if q and q not in out:
             out.append(q)
     return out
+
+
+def target_names(thought: str) -> list[str]:
+    """The quoted strings of the thought's last clause (split at ``;``) that quotes any."""
+    for clause in reversed((thought or "").split(";")):
+        names = quoted(clause)
+        if names:
+            return names
+    return []
 
 
 def _score(el: Element, names: list[str]) -> tuple[bool, int, bool, int] | None:
@@ -163,7 +174,7 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
     With ``space`` (the policy's), the new point is one the model could have written: the
     element's centre rounded to that space's integer grid. ``task``: the instruction, whose quoted
     names repair a slip in the thought's."""
-    names = quoted(step.thought)
+    names = target_names(step.thought)
     if not names or not observation.elements:
         return step, False
     if task:

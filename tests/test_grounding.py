@@ -183,3 +183,20 @@ def test_claimed_state_is_the_state_the_element_list_gives():
     assert claimed_state('Thought: "Somewhere else" is', states) is None  # no such box
     assert claimed_state('Thought: "Pipeline poll" is ticked', states) is None  # not at a claim's head
     assert claimed_state("Thought: The boxes asked for are", states) is None
+
+
+def test_the_last_clause_that_quotes_names_the_target():
+    from policy.grounding import target_names
+
+    assert target_names('"A" and "B" are ticked; "C" is unchecked; tick it.') == ["c"]
+    assert target_names('"massa" is not on this tab; open tab "Tab #3" to look for it.') == ["tab #3"]
+    assert target_names('The email from "Ann" is the one to open; open it.') == ["ann"]
+    assert target_names('Click "Remove" in the row of "Bob".') == ["remove", "bob"]
+    form = Observation(screenshot=None, width=800, height=600, elements=[
+        Element(index=0, role="checkbox", text="Early letter", box=Box(20, 100, 100, 20), checked=True),
+        Element(index=1, role="checkbox", text="Poster", box=Box(20, 140, 100, 20), checked=True),
+        Element(index=2, role="checkbox", text="Tag route", box=Box(20, 180, 100, 20), checked=False)])
+    # on "Poster", which the thought names as ticked already: the click goes to the box it acts on
+    step, moved = ground_step(click(70, 150, '"Early letter" and "Poster" are ticked; "Tag route" is unchecked; '
+                                             'tick it.'), form)
+    assert moved and step.actions[0].point == Point(x=70, y=190)
