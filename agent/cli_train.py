@@ -79,7 +79,8 @@ def distill(
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
-                            progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer, init=init_dir,
+                            progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer,
+                            init=init_dir,
                             prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)

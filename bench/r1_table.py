@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from actions.errors import ConfigError  # noqa: E402
 from agent.cli_train_grpo import run_grpo  # noqa: E402
-from policy.moe import policy_dir  # noqa: E402
 from agent.evaluate import evaluate, parse_suite_ref  # noqa: E402
+from policy.moe import policy_dir  # noqa: E402
 from policy.train.grpo import GRPOConfig  # noqa: E402
 
 ROWS = (("a", "grpo-random"), ("b", "distill"), ("c", "distill+grpo"))

@@ -33,7 +33,8 @@ def policy_dir(spec: str | Path) -> Path:
     return Path(spec[4:] if spec.startswith("moe:") else spec).expanduser()
 
 
-_OPTIONS = {"no_image", "no_elements", "max_new_tokens", "temperature", "top_p", "seed", "decode_threads", "ground", "constrain", "verify"}
+_OPTIONS = {"no_image", "no_elements", "max_new_tokens", "temperature", "top_p", "seed", "decode_threads", "ground",
+            "constrain", "verify"}
 
 
 def _check_options(options: dict) -> dict:
