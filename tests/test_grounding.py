@@ -105,7 +105,8 @@ def test_the_moe_policy_grounds_by_default_and_sampling_for_grpo_does_not():
     tok = GalagoTokenizer.train(["Click the button"], vocab_size=1300)
     model = build_model(MoEConfig.tiny(), tok)
     assert MoEPolicy(model, tok).ground and not MoEPolicy(model, tok, ground=False).ground
-    assert not SamplingPolicy(model, tok).ground
+    sampling = SamplingPolicy(model, tok)
+    assert not sampling.ground and sampling.grammar is None and not sampling.verify  # on-policy samples
 
 
 def test_the_element_carrying_more_of_the_quoted_names_wins():

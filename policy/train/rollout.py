@@ -186,9 +186,12 @@ class SamplingPolicy(MoEPolicy):
 
     def __init__(self, model: MoEModel, tokenizer: GalagoTokenizer, *, temperature: float = 1.0,
                  top_p: float = 1.0, max_new_tokens: int | None = None, seed: int | None = None):
-        # No grounding: the executed action must be the one the sampled tokens say (their log-probs are trained).
+        # No grounding: the executed action must be the one the sampled tokens say (their log-probs are
+        # trained); no grammar or box-state steering either, so the tokens are drawn from the model's
+        # own distribution (on-policy) and the format reward still sees an unparseable point.
         super().__init__(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-                         top_p=top_p, seed=seed if seed is not None else 0, ground=False)
+                         top_p=top_p, seed=seed if seed is not None else 0, ground=False, constrain=False,
+                         verify=False)
         self.samples: list[StepSample] = []
         self._prompt: EncodedPrompt | None = None
 
