@@ -14,12 +14,14 @@ model's own point:
   such as the task's own instruction mentions everything); the named elements are the
   best of them: interactive before static, more of the quoted strings before fewer, an exact text
   before a longer one;
-- the step's first pointer action (click, double, right click, hover) is not on one of them;
+- the step's first pointer action (click, double, right click, hover, select) is not on one of them;
 - when the named elements are static text, the point is not on a control without text of its own:
   ``Click the "Year" field`` names the caption, and the model's point on the input under it is what
   the thought means;
 
-then that point moves to the centre of the named element nearest to it. Anything else is left as
+then that point moves to the centre of the named element nearest to it. A ``select_option`` is
+grounded the same way onto a dropdown (a combobox or listbox) its thought names, the option it is to
+show left out of the names. Anything else is left as
 the model wrote it: no quote, no pointer action, a point already on a named element, or a name no
 element on screen carries (a target still to scroll to).
 
@@ -40,7 +42,8 @@ from actions.schema import Point, Step
 from perception.observation import Element, Observation
 from perception.space import CoordinateSpace
 
-POINTER_KINDS = ("click", "double_click", "right_click", "hover")
+POINTER_KINDS = ("click", "double_click", "right_click", "hover", "select")
+SELECT_ROLES = ("combobox", "listbox")  # what a select_option may be moved onto
 REPAIR_RATIO = 0.75  # difflib similarity from which a name no element carries is read as the task's
 _QUOTED = re.compile(r'"([^"\n]{1,100})"|\u201c([^\u201d\n]{1,100})\u201d')
 
@@ -183,7 +186,11 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         if action.kind not in POINTER_KINDS:
             continue
         p = action.point
-        candidates = named_elements(observation, names)
+        if action.kind == "select":  # the dropdown is named, not the option it is to show
+            wanted = [n for n in names if n != _fold(action.option)]
+            candidates = [el for el in named_elements(observation, wanted) if el.role in SELECT_ROLES] if wanted else []
+        else:
+            candidates = named_elements(observation, names)
         here = observation.element_at(p.x, p.y)
         if not candidates or here in candidates:
             return step, False

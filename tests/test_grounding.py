@@ -201,3 +201,19 @@ def test_the_last_clause_that_quotes_names_the_target():
     step, moved = ground_step(click(70, 150, '"Early letter" and "Poster" are ticked; "Tag route" is unchecked; '
                                              'tick it.'), form)
     assert moved and step.actions[0].point == Point(x=70, y=190)
+
+
+def test_a_select_moves_onto_the_dropdown_its_thought_names_not_the_option():
+    from actions.schema import Select
+
+    form = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "combobox", "Letter income", 20, 100, 200), el(1, "combobox", "Forecast sample", 20, 200, 200),
+        el(2, "link", "Trail", 20, 300),
+    ])
+    step = Step(thought='The "Forecast sample" dropdown does not show "Trail" yet; select it.', raw="select",
+                actions=[Select(point=Point(x=120, y=115), option="Trail")])
+    moved, ok = ground_step(step, form)
+    assert ok and moved.actions[0].point == Point(x=120, y=215) and moved.actions[0].option == "Trail"
+    # a thought naming only the option leaves the select where it was (no link is a dropdown)
+    only = Step(thought='Select "Trail".', raw="select", actions=[Select(point=Point(x=120, y=115), option="Trail")])
+    assert ground_step(only, form) == (only, False)
