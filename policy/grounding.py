@@ -97,7 +97,7 @@ def _repair(names: list[str], task: str, observation: Observation) -> list[str]:
         return names
     out = []
     for n in names:
-        if n not in asked and not any(_score(el, [n]) for el in observation.elements):
+        if n not in asked and not named_elements(observation, [n]):
             ratio, best = max((difflib.SequenceMatcher(None, n, a).ratio(), a) for a in asked)
             if ratio >= REPAIR_RATIO:
                 n = best

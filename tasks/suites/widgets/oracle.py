@@ -134,13 +134,13 @@ class WidgetOracle(BasePolicy):
 
     def _count_try(self, step: PlanStep) -> None:
         self._tries += 1
-        if self._tries > MAX_TRIES * 3 + getattr(step, "reach", 0):
+        if self._tries > MAX_TRIES * 3 + self._reach_allowance:
             raise OracleGaveUp(f"no progress on {step!r} after {self._tries} actions")
 
     # -- one plan step -> the next action (None when the step already holds) ---------------------
 
     def _next(self, step: PlanStep) -> Step | None:
-        self._reach_allowance = getattr(step, "reach", 0)
+        self._reach_allowance = getattr(step, "reach", 0)  # extra tries for an item deep in a list
         if isinstance(step, Press):
             if step.until is not None:
                 if not self._probe(step.until)["hidden"]:
