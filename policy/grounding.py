@@ -15,9 +15,10 @@ model's own point:
   best of them: interactive before static, more of the quoted strings before fewer, an exact text
   before a longer one;
 - the step's first pointer action (click, double, right click, hover, select) is not on one of them;
-- when the named elements are static text, the point is not on a control without text of its own:
-  ``Click the "Year" field`` names the caption, and the model's point on the input under it is what
-  the thought means;
+- when the named elements are static text or labels, the point is not on a control without text of
+  its own: ``Click the "Year" field`` names the caption (or a ``<label>`` not tied to its input, as
+  in MiniWoB++'s forward form), and the model's point on the input beside it is what the thought
+  means;
 
 then that point moves to the centre of the named element nearest to it. A ``select_option`` is
 grounded the same way onto a dropdown (a combobox or listbox) its thought names, the option it is to
@@ -30,7 +31,10 @@ Among equally good elements the one with the least text besides the names wins: 
 
 With the task's instruction at hand, a quoted name that no element carries and that the instruction
 does not quote either, but that is close to a name the instruction quotes (a slip in copying:
-"Down rating" for "Download rating"), is read as that name.
+"Down rating" for "Download rating"), is read as that name. Typed text gets the same reading
+(``typed_from_task``): words without digits that the instruction does not hold but that are close to
+as many of its words ("Debe" for "Debee", "Pedro"." for "Pedro") are typed as the instruction
+writes them.
 """
 from __future__ import annotations
 
@@ -106,6 +110,31 @@ def _repair(names: list[str], task: str, observation: Observation) -> list[str]:
     return out
 
 
+TYPED_RATIO = 0.8  # difflib similarity from which typed words are read as the instruction's
+_WORD_EDGE = re.compile(r"^[^\w@#$&+-]+|[^\w]+$")  # quotes and punctuation around a word
+
+
+def typed_from_task(step: Step, task: str) -> tuple[Step, bool]:
+    """``step`` with the text of its ``type`` actions read as the instruction writes it when the
+    model miscopied it (see the module docstring), and whether any changed. Text with a digit
+    (dates, times, numbers the step converts) or that the instruction holds is left alone."""
+    words = [w for w in (_WORD_EDGE.sub("", w) for w in task.split()) if w]
+    actions, changed = list(step.actions), False
+    for i, action in enumerate(actions):
+        text = action.text.strip() if action.kind == "type" else ""
+        n = len(text.split())
+        if (not text or any(c.isdigit() for c in text) or not 0 < n <= len(words)
+                or re.search(r"(?<!\w)" + re.escape(text) + r"(?!\w)", task)):
+            continue
+        spans = {" ".join(words[j:j + n]) for j in range(len(words) - n + 1)}
+        scored = sorted(((difflib.SequenceMatcher(None, text.casefold(), sp.casefold()).ratio(), sp)
+                         for sp in spans), reverse=True)
+        if scored[0][0] >= TYPED_RATIO and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+            actions[i] = action.model_copy(update={"text": scored[0][1]})
+            changed = True
+    return (dataclasses.replace(step, actions=actions), True) if changed else (step, False)
+
+
 def _holds(el: Element) -> float:
     """About how many characters ``el``'s box can show, with room to spare (small text is ~5 px a
     character and ~10 px a line; twice that)."""
@@ -130,21 +159,28 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
 
 
 def off_screen(step: Step, observation: Observation, task: str) -> bool:
-    """Whether ``step`` points at something that is not there: its first pointer action's thought
-    quotes a name the task quotes, no element on screen carries any name the thought quotes (as
-    grounding reads them: a sentence that mentions a name does not carry it), and the
-    point is not on a control without text (an icon, an input under its caption). ``Click "massa"``
-    while "massa" is on another tab, or further down a list: the right step is to look for it."""
+    """Whether ``step`` points at something that is not there: its first pointer action is not on a
+    control without text (an icon, an input under its caption) and no element on screen carries
+    (as grounding reads them: a sentence that mentions a name does not carry it)
+
+    - any name the thought quotes, when it quotes a name the task quotes: ``Click "massa"`` while
+      "massa" is on another tab, or further down a list; the right step is to look for it;
+    - else any name of the thought's target clause: a name the model made up or miscopied
+      (``"Meter company" is checked but not asked for; untick it.`` with no such box; ``"ANicol"``
+      for "Nicol").
+    """
     names = quoted(step.thought)
-    if not names or not set(names) & set(quoted(task)) or not observation.elements:
+    if not names or not observation.elements:
         return False
+    if not set(names) & set(quoted(task)):
+        names = _repair(target_names(step.thought), task, observation)
     for action in step.actions:
         if action.kind not in POINTER_KINDS:
             continue
         here = observation.element_at(action.point.x, action.point.y)
         if here is not None and here.interactive and not here.text.strip():
             return False
-        return not named_elements(observation, names)
+        return bool(names) and not named_elements(observation, names)
     return False
 
 
@@ -195,8 +231,8 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         if not candidates or here in candidates:
             return step, False
         if (here is not None and here.interactive and not here.text.strip()
-                and not any(el.interactive for el in candidates)):
-            return step, False  # a caption named, its control (an input, an icon) pointed at
+                and not any(el.interactive and el.role != "label" for el in candidates)):
+            return step, False  # a caption or label named, its control (an input, an icon) pointed at
         best = min(candidates, key=lambda el: (el.box.center[0] - p.x) ** 2 + (el.box.center[1] - p.y) ** 2)
         x, y = best.box.center
         if space is not None:

@@ -80,6 +80,11 @@ def test_left_alone_when_nothing_says_otherwise():
     assert ground_step(on_input, form) == (on_input, False)  # the caption does not pull it off the input
     step, moved = ground_step(click(80, 150, 'Click the "Released Date" field.'), form)  # on nothing
     assert moved and step.actions[0].point == Point(x=80, y=62.5)
+    forward = Observation(screenshot=None, width=160, height=210, elements=[  # MiniWoB++'s forward form
+        el(0, "label", "to:", 4, 79, 15.5, 11),  # a <label> not tied to its input: clicking it focuses nothing
+        el(1, "textbox", "", 22, 78, 130, 14)])
+    on_field = click(81, 84, 'Click the "to" field to type into it.')
+    assert ground_step(on_field, forward) == (on_field, False)
     feed = Observation(screenshot=None, width=160, height=210, elements=[  # a "more" toggle holds its menu's text
         el(0, "clickable", "Share via DM Copy link to Tweet Embed Tweet Mute @jess Block @jess Report", 102, 66, 29, 11)])
     item = click(96, 154, 'Click "Block" in the menu of @jess\'s post.')  # on the open menu's item (not listed)
@@ -158,7 +163,10 @@ def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries()
     assert off_screen(click(70, 115, 'The link "massa" is on this tab; click it.'), tabs, task)  # a sentence
     # mentioning a name does not carry it
     assert not off_screen(click(70, 115, '"massa" is not on this tab; open tab "Tab #2".'), tabs, task)
-    assert not off_screen(click(70, 115, 'Click "felis".'), tabs, task)  # the task does not quote it
+    assert not off_screen(click(70, 115, 'Click "felis".'), tabs, task)  # on screen
+    assert off_screen(click(70, 115, '"felis" is shown; click "Tab #9".'), tabs, task)  # a name made up
+    assert off_screen(click(70, 115, 'Click "Tabb #2".'), tabs, task)  # or miscopied
+    assert not off_screen(click(70, 115, 'Click "Tabb #2".'), tabs, 'Open "Tab #2".')  # read as the task's
     assert not off_screen(click(70, 315, 'Type "massa" into the field.'), tabs, task)  # a control without text
     assert not off_screen(Step(thought='"massa" is further down; scroll.', raw="scroll",
                                actions=[Scroll(point=Point(x=400, y=300), direction="down")]), tabs, task)
@@ -217,3 +225,23 @@ def test_a_select_moves_onto_the_dropdown_its_thought_names_not_the_option():
     # a thought naming only the option leaves the select where it was (no link is a dropdown)
     only = Step(thought='Select "Trail".', raw="select", actions=[Select(point=Point(x=120, y=115), option="Trail")])
     assert ground_step(only, form) == (only, False)
+
+
+def test_typed_text_is_read_as_the_task_writes_it_when_miscopied():
+    from policy.grounding import typed_from_task
+
+    def typed(text: str, task: str) -> tuple[str, bool]:
+        step, changed = typed_from_task(Step(thought="", actions=[Type(text=text)]), task)
+        return step.actions[0].text, changed
+
+    forward = "Please forward the information from Marketa to Debee."
+    assert typed("Debe", forward) == ("Debee", True)  # a prefix of a word is not the word
+    assert typed("Debee", forward) == ("Debee", False)
+    form = 'Use these values: Name "Diego Larsen", City "Helsinki", Nickname "Pedro" and Region "Tiny radio".'
+    assert typed('Pedro".', form) == ("Pedro", True)  # the closing quote copied into the text
+    assert typed("Diego Larsn", form) == ("Diego Larsen", True)  # spans as long as the text
+    assert typed("Hello there", form) == ("Hello there", False)  # nothing near it
+    assert typed("09:34P", "Enter 9:34 PM as the time.") == ("09:34P", False)  # converted: digits
+    assert typed("Ann", "Greet Anna and Anne.") == ("Ann", False)  # two as near: no reading
+    click = Step(thought="", actions=[Click(point=Point(x=1, y=1))])
+    assert typed_from_task(click, forward) == (click, False)

@@ -14,7 +14,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import box_states, claimed_state, ground_step, off_screen
+from policy.grounding import box_states, claimed_state, ground_step, off_screen, typed_from_task
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -32,11 +32,13 @@ class MoEPolicy(BasePolicy):
 
     ``no_image`` / ``no_elements`` are ablations: the model sees a blank screenshot / no element list.
     ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
-    point missed it (policy.grounding); ``grounded`` says whether the last step was moved.
+    point missed it, and types a miscopied word as the task writes it (policy.grounding); ``grounded``
+    says whether the last step was changed.
     ``constrain`` (on by default) decodes the points of actions as numbers (generate.PointGrammar).
-    ``verify`` (on by default): when greedy decoding points at a name the task quotes and nothing on
-    screen holds it (grounding.off_screen), a few samples are drawn and the most likely one that
-    does not is taken (it looks for the target: another tab, a scroll), as for a repeated action.
+    ``verify`` (on by default): when greedy decoding points at a name nothing on screen holds (one
+    the task quotes, or one it made up; grounding.off_screen), a few samples are drawn and the most
+    likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
+    repeated action.
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one.
@@ -134,7 +136,10 @@ class MoEPolicy(BasePolicy):
         if not step.raw:
             step.raw = text
         if self.ground and not self.no_elements:
-            return ground_step(step, observation, space, task or observation.instruction)
+            task = task or observation.instruction
+            step, moved = ground_step(step, observation, space, task)
+            step, retyped = typed_from_task(step, task)
+            return step, moved or retyped
         return step, False
 
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,

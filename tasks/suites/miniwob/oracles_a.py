@@ -347,7 +347,7 @@ def _pick_date(ctx: OracleContext, want: date, input_sel: str = "#datepicker"):
         return (f"{said}; the calendar shows {shown[0]} {shown[1]}: go forward a month.",
                 ctx.click(".ui-datepicker-next"))
     day = ctx.find_text(str(want.day), "#ui-datepicker-div td[data-handler=selectDay] a")
-    return f"{said}; the calendar shows {name}: click day {want.day}.", ctx.click(day)
+    return f'{said}; the calendar shows {name}: click day "{want.day}".', ctx.click(day)  # quoted: grounded
 
 
 @oracle("choose-date", "choose-date-easy", "choose-date-medium", "choose-date-nodelay", max_steps=20)
