@@ -283,6 +283,9 @@ def test_elements_roles_order_and_filters(driver, server):
     pw = by_text["Password"]
     assert pw["value"] != "secret"  # never leak a password's value to a policy
     assert by_text["Tab one"]["role"] == "tab" and by_text["Tab one"]["checked"] is True
+    # jQuery UI's tabs: the <li role=tab> says what its <a role=presentation> is and which is selected.
+    assert [(by_text[t]["role"], by_text[t]["tag"], by_text[t]["checked"]) for t in ("Tab two", "Tab three")] == \
+        [("tab", "a", False), ("tab", "a", True)]
     assert by_text["Clickable div"]["role"] == "clickable"
     assert by_text["Disabled"]["disabled"] is True
     assert "Hidden" not in texts and "Covered" not in texts and "Below the fold" not in texts

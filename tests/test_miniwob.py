@@ -146,3 +146,22 @@ def test_oracle_through_the_agent_loop(driver, suite):
     assert result.error is None, result.error
     assert result.success and result.stop_reason == "done"
     assert result.steps >= 1 and all(rec.response for rec in result.records)
+
+
+@pytest.mark.parametrize("task_id, word", [("click-tab-2", "tab"), ("click-collapsible-2", "section")])
+def test_search_teachers_look_in_order(driver, suite, task_id, word):
+    """Which tab (section) holds the link is not on screen: the teacher opens the next one after the
+    one shown (the element list marks it selected), never a tab it could not know to pick."""
+    import re
+
+    opened = []
+    for seed in range(8):
+        r = rollout(driver, suite.episode(task_id, seed, split="train"))
+        assert r.success, (seed, r)
+        names = [m.group(1) for t in r.thoughts for m in [re.search(r'"([^"]+)", to look for it', t)] if m]
+        opened.append(names)
+        for before, after in zip(names, names[1:]):
+            assert int(after.split("#")[-1]) == int(before.split("#")[-1]) + 1, (seed, r.thoughts)
+        if any(f'the next {word}' in t for t in r.thoughts):
+            assert any(re.search(r'is not (on|in) "', t) for t in r.thoughts)  # it names the one shown
+    assert any(len(n) >= 2 for n in opened), opened  # some link was two tabs (sections) away

@@ -171,21 +171,22 @@
     return false;
   };
 
-  const emit = (el, kind, ox, oy, frameClip, frameEl, textOverride) => {
+  // ``as``: what a wrapper says its one control is ({role, checked}), for a control that only presents.
+  const emit = (el, kind, ox, oy, frameClip, frameEl, textOverride, as) => {
     if (!el.checkVisibility({opacityProperty: true, visibilityProperty: true})) return;
     const r = el.getBoundingClientRect();
     const box = visibleBox(r, ox, oy, frameClip);
     if (!box) return;
     const interactive = kind !== "text";
     if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
-    const rl = interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
+    const rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
     const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
     if (!interactive && !text) return;
     found.push({
       role: rl, text, tag: el.tagName.toLowerCase(),
       box: [box.x1 - area.x, box.y1 - area.y, box.x2 - box.x1, box.y2 - box.y1],
       value: interactive ? clip(valueOf(el)) : "",
-      checked: interactive ? checkedOf(el) : null,
+      checked: interactive ? (as && checkedOf(el) === null ? as.checked : checkedOf(el)) : null,
       disabled: interactive ? !!(el.disabled || el.getAttribute("aria-disabled") === "true") : false,
       focused: el === active,
       interactive,
@@ -247,6 +248,14 @@
       const r = el.getAttribute("role");
       // An ARIA wrapper around native controls (combobox > input): the controls are what gets used.
       if (r && !STRONG_TAGS.has(el.tagName) && el.querySelector(NATIVE_CONTROLS)) {
+        const inner = el.querySelectorAll(NATIVE_CONTROLS);
+        const presents = inner.length === 1 && ["presentation", "none"].includes(inner[0].getAttribute("role"));
+        if (presents && getComputedStyle(inner[0]).display !== "none") {
+          // jQuery UI's tabs: <li role=tab aria-selected> around <a role=presentation>. The link is
+          // what gets clicked; the wrapper says what it is and whether it is the selected one.
+          emit(inner[0], "control", ox, oy, frameClip, frameEl, undefined, {role: r, checked: checkedOf(el)});
+          return;
+        }
         for (const c of children(el)) visit(c, ox, oy, frameClip, frameEl);
         return;
       }

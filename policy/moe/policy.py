@@ -25,6 +25,7 @@ SCALE = 1000  # the relative grid the model answers on
 ESCAPE_SAMPLES = 4  # drawn at once when the loop says the last action keeps failing (MoEPolicy._escape)
 ESCAPE_TEMPERATURE = 1.0
 VERIFY_SAMPLES = 8  # drawn when greedy decoding points at a name nothing on screen holds
+THOUGHT = "Thought: "
 
 
 class MoEPolicy(BasePolicy):
@@ -125,6 +126,27 @@ class MoEPolicy(BasePolicy):
             return None if state is None else (words["any"], words[state])
         return steer
 
+    def _branch(self, steer, samples: int):
+        """``steer`` for ``_escape``'s samples, whose second half start the thought with another token
+        than greedy decoding did: a confident small model makes its choice in the thought's first
+        word (``The link "massa" is on this tab`` against ``"massa" is not on this tab``), where
+        samples at temperature 1 would all agree with it."""
+        greedy = self.last.tokens[0] if self.last is not None else []
+        head, n = "", 0  # the "Thought: " every response starts with
+        while n < len(greedy) and head != THOUGHT and THOUGHT.startswith(head + self.tokenizer.decode([greedy[n]])):
+            head += self.tokenizer.decode([greedy[n]])
+            n += 1
+        if n >= len(greedy):
+            return steer
+        prefix, first = list(greedy[:n]), greedy[n]
+        others = [t for t in range(self.model.cfg.vocab_size) if t != first]
+
+        def branch(row: int, ids: list[int]):
+            if row >= samples // 2 and ids == prefix:
+                return [first], others
+            return steer(row, ids) if steer is not None else None
+        return branch
+
     def _step(self, text: str, observation: Observation, space: CoordinateSpace,
               task: str = "") -> tuple[Step, bool]:
         """Parse ``text`` and ground its click (policy.grounding); (step, whether it was moved)."""
@@ -153,7 +175,8 @@ class MoEPolicy(BasePolicy):
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
         g = generate(self.model, [prompt] * samples, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
-                     gen, decode_threads=self.decode_threads, grammar=self.grammar, steer=self._steer(observation))
+                     gen, decode_threads=self.decode_threads, grammar=self.grammar,
+                     steer=self._branch(self._steer(observation), samples))
         self.last_ms += (time.perf_counter() - t0) * 1000
         best = None
         for i in sorted(range(len(g.tokens)), key=lambda i: -sum(g.logprobs[i])):

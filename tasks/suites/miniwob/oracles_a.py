@@ -183,16 +183,17 @@ def click_tab_2(ctx: OracleContext):
     visible = ctx.find_all_text(target, "#area .alink")
     if visible:
         return f'The link "{target}" is on this tab; click it.', ctx.click(visible[0])
-    # the link is on another tab: open the first tab whose (hidden) panel holds it
-    tabs = ctx.js("""(t) => [...document.querySelectorAll('#area ul a')].map(a => {
-        const panel = document.querySelector(a.getAttribute('href'));
-        const has = [...panel.querySelectorAll('.alink')].some(s => s.textContent === t);
-        return {name: a.textContent.trim(), has}; })""", target)
-    for i, tab in enumerate(tabs):
-        if tab["has"]:
-            handle = ctx.page.query_selector_all("#area ul a")[i]
-            return (f'"{target}" is not on this tab; open tab "{tab["name"]}" to look for it.', ctx.click(handle))
-    raise OracleError(f"click-tab-2: no tab holds {target!r}")
+    # the link is on another tab: look through the tabs in order, from the one after the tab shown
+    # (the element list marks it selected); which tab holds the link is not on screen
+    tabs = ctx.js("""() => [...document.querySelectorAll('#area ul a')].map(a => ({
+        name: a.textContent.trim(), on: a.closest('li').getAttribute('aria-selected') === 'true'}))""")
+    here = next((i for i, t in enumerate(tabs) if t["on"]), None)
+    if here is None or here + 1 >= len(tabs):
+        raise OracleError(f"click-tab-2: {target!r} is on no tab after the one shown")
+    nxt = tabs[here + 1]["name"]
+    handle = ctx.page.query_selector_all("#area ul a")[here + 1]
+    return (f'"{target}" is not on "{tabs[here]["name"]}"; open the next tab, "{nxt}", to look for it.',
+            ctx.click(handle))
 
 
 @oracle("click-collapsible")
@@ -212,17 +213,20 @@ def click_collapsible_2(ctx: OracleContext):
     visible = [b for b in ctx.find_all_text(target, "#area .alink") if ctx.visible(b)]
     if visible:
         return f'The link "{target}" is visible; click it.', ctx.click(visible[0])
-    found = ctx.js("""(t) => { const hs = [...document.querySelectorAll('#area h3')];
-        for (let i = 0; i < hs.length; i++) {
-          const panel = hs[i].nextElementSibling;
-          if ([...panel.querySelectorAll('.alink')].some(s => s.textContent === t))
-            return {i, open: getComputedStyle(panel).display !== 'none', name: hs[i].textContent.trim()};
-        } return null; }""", target)
-    if found is None:
-        raise OracleError(f"click-collapsible-2: no section holds {target!r}")
-    header = ctx.page.query_selector_all("#area h3")[found["i"]]
-    if not found["open"]:
-        return f'"{target}" is not visible; expand "{found["name"]}" to look for it.', ctx.click(header)
+    # look through the sections in order, from the one after the section open (the element list
+    # marks it selected); which section holds the link is not on screen
+    found = ctx.js("""(t) => [...document.querySelectorAll('#area h3')].map(h => ({
+        name: h.textContent.trim(), open: getComputedStyle(h.nextElementSibling).display !== 'none',
+        has: [...h.nextElementSibling.querySelectorAll('.alink')].some(s => s.textContent === t)}))""", target)
+    headers = ctx.page.query_selector_all("#area h3")
+    here = next((i for i, f in enumerate(found) if f["open"]), None)
+    if here is None:
+        return f'"{target}" is not visible; expand "{found[0]["name"]}" to look for it.', ctx.click(headers[0])
+    if not found[here]["has"]:
+        if here + 1 >= len(found):
+            raise OracleError(f"click-collapsible-2: no section after {found[here]['name']!r} holds {target!r}")
+        return (f'"{target}" is not in "{found[here]["name"]}"; expand the next section, '
+                f'"{found[here + 1]["name"]}", to look for it.', ctx.click(headers[here + 1]))
     link = ctx.page.query_selector_all("#area .alink")
     scroll = ctx.reveal(next(h for h in link if h.text_content() == target and h.is_visible()))
     if scroll is not None:
