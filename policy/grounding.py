@@ -117,7 +117,8 @@ _WORD_EDGE = re.compile(r"^[^\w@#$&+-]+|[^\w]+$")  # quotes and punctuation arou
 def typed_from_task(step: Step, task: str) -> tuple[Step, bool]:
     """``step`` with the text of its ``type`` actions read as the instruction writes it when the
     model miscopied it (see the module docstring), and whether any changed. Text with a digit
-    (dates, times, numbers the step converts) or that the instruction holds is left alone."""
+    (dates, times, numbers the step converts), that the instruction holds, or that differs from its
+    words only in letter case is left alone."""
     words = [w for w in (_WORD_EDGE.sub("", w) for w in task.split()) if w]
     actions, changed = list(step.actions), False
     for i, action in enumerate(actions):
@@ -127,6 +128,8 @@ def typed_from_task(step: Step, task: str) -> tuple[Step, bool]:
                 or re.search(r"(?<!\w)" + re.escape(text) + r"(?!\w)", task)):
             continue
         spans = {" ".join(words[j:j + n]) for j in range(len(words) - n + 1)}
+        if text.casefold() in {sp.casefold() for sp in spans}:
+            continue  # the task's words in other letter case: asked for ("in lower case"), not a slip
         scored = sorted(((difflib.SequenceMatcher(None, text.casefold(), sp.casefold()).ratio(), sp)
                          for sp in spans), reverse=True)
         if scored[0][0] >= TYPED_RATIO and (len(scored) == 1 or scored[1][0] < scored[0][0]):

@@ -243,5 +243,6 @@ def test_typed_text_is_read_as_the_task_writes_it_when_miscopied():
     assert typed("Hello there", form) == ("Hello there", False)  # nothing near it
     assert typed("09:34P", "Enter 9:34 PM as the time.") == ("09:34P", False)  # converted: digits
     assert typed("Ann", "Greet Anna and Anne.") == ("Ann", False)  # two as near: no reading
+    assert typed("diego larsen", form) == ("diego larsen", False)  # letter case is the step's choice
     click = Step(thought="", actions=[Click(point=Point(x=1, y=1))])
     assert typed_from_task(click, forward) == (click, False)
