@@ -436,6 +436,24 @@ def test_the_policy_writes_the_state_a_box_has():
     assert load_builtin(verify=False)._steer(obs) is None
 
 
+def test_verification_samples_branch_off_the_greedy_thought():
+    from policy.moe.generate import Generation
+
+    pol = load_builtin()
+    greedy = pol.tokenizer.encode('Thought: The link "massa" is on this tab; click it.')
+    head = pol.tokenizer.encode("Thought: ")
+    assert greedy[:len(head)] == head
+    pol.last = Generation([greedy], [[0.0] * len(greedy)], [True], [10])
+    branch = pol._branch(None, 8)
+    assert branch(3, head) is None  # the first half samples freely
+    these, those = branch(4, head)  # the second half may not start the thought as greedy did
+    assert list(these) == [greedy[len(head)]] and greedy[len(head)] not in those
+    assert len(those) == pol.model.cfg.vocab_size - 1
+    assert branch(4, greedy[:len(head) + 1]) is None  # only at that one token
+    inner = pol._branch(lambda row, ids: ("x", "y"), 8)
+    assert inner(0, head) == ("x", "y") and inner(7, greedy) == ("x", "y")  # other steering kept
+
+
 # ---------------------------------------------------------------------------------------------
 # the policy
 # ---------------------------------------------------------------------------------------------
