@@ -166,18 +166,18 @@ class MoEPolicy(BasePolicy):
 
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,
                 task: str = "", samples: int = ESCAPE_SAMPLES,
-                accept: Callable[[Step], bool] | None = None, branch: bool = False) -> tuple[Step, bool] | None:
+                accept: Callable[[Step], bool] | None = None) -> tuple[Step, bool] | None:
         """Greedy decoding wrote an action that should not be taken again (``repeated``): the loop
         said it keeps failing, or it points at something not on screen. Draw a few samples (seeded
-        by the prompt, so a run stays reproducible; with ``branch``, half of them start the thought
-        with another token, see ``_branch``) and return the most likely one that does something
-        else (and passes ``accept``), or None when none does."""
+        by the prompt, so a run stays reproducible; half of them start the thought with another
+        token than greedy decoding did, see ``_branch``) and return the most likely one that does
+        something else (and passes ``accept``), or None when none does."""
         prompt = self.last_prompt
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
         g = generate(self.model, [prompt] * samples, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
                      gen, decode_threads=self.decode_threads, grammar=self.grammar,
-                     steer=self._branch(self._steer(observation), samples) if branch else self._steer(observation))
+                     steer=self._branch(self._steer(observation), samples))
         self.last_ms += (time.perf_counter() - t0) * 1000
         best = None
         for i in sorted(range(len(g.tokens)), key=lambda i: -sum(g.logprobs[i])):
@@ -209,8 +209,7 @@ class MoEPolicy(BasePolicy):
         if self.verify and self.temperature <= 0 and not self.no_elements and off_screen(step, observation, task):
             step, self.grounded = self._escape(
                 observation, space, self._action_text(step, space), task, VERIFY_SAMPLES,
-                accept=lambda s: not s.is_terminal and not off_screen(s, observation, task),
-                branch=True) or (step, self.grounded)
+                accept=lambda s: not s.is_terminal and not off_screen(s, observation, task)) or (step, self.grounded)
         return step
 
     @staticmethod
