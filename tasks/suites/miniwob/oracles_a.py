@@ -188,12 +188,11 @@ def click_tab_2(ctx: OracleContext):
     tabs = ctx.js("""() => [...document.querySelectorAll('#area ul a')].map(a => ({
         name: a.textContent.trim(), on: a.closest('li').getAttribute('aria-selected') === 'true'}))""")
     here = next((i for i, t in enumerate(tabs) if t["on"]), None)
-    if here is None or here + 1 >= len(tabs):
-        raise OracleError(f"click-tab-2: {target!r} is on no tab after the one shown")
-    nxt = tabs[here + 1]["name"]
-    handle = ctx.page.query_selector_all("#area ul a")[here + 1]
-    return (f'"{target}" is not on "{tabs[here]["name"]}"; open the next tab, "{nxt}", to look for it.',
-            ctx.click(handle))
+    if here is None or len(tabs) < 2:
+        raise OracleError(f"click-tab-2: no other tab to look for {target!r} on")
+    nxt = (here + 1) % len(tabs)  # after the last, the first: a page may start on any tab
+    return (f'"{target}" is not on "{tabs[here]["name"]}"; open the next tab, "{tabs[nxt]["name"]}", '
+            f'to look for it.', ctx.click(ctx.page.query_selector_all("#area ul a")[nxt]))
 
 
 @oracle("click-collapsible")
@@ -223,10 +222,9 @@ def click_collapsible_2(ctx: OracleContext):
     if here is None:
         return f'"{target}" is not visible; expand "{found[0]["name"]}" to look for it.', ctx.click(headers[0])
     if not found[here]["has"]:
-        if here + 1 >= len(found):
-            raise OracleError(f"click-collapsible-2: no section after {found[here]['name']!r} holds {target!r}")
+        nxt = (here + 1) % len(found)  # after the last, the first
         return (f'"{target}" is not in "{found[here]["name"]}"; expand the next section, '
-                f'"{found[here + 1]["name"]}", to look for it.', ctx.click(headers[here + 1]))
+                f'"{found[nxt]["name"]}", to look for it.', ctx.click(headers[nxt]))
     link = ctx.page.query_selector_all("#area .alink")
     scroll = ctx.reveal(next(h for h in link if h.text_content() == target and h.is_visible()))
     if scroll is not None:
