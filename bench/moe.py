@@ -136,13 +136,14 @@ def policy_step_ms(model: MoEModel, tok: GalagoTokenizer, w: int, h: int, n_el: 
             "encode_ms": statistics.median(enc) * 1000}
 
 
-def trained_policy_ms(spec: str, data: Path, steps: int) -> dict:
-    """Wall ms of ``policy.act`` (encode + generate to <|eos|> + parse) on recorded observations."""
+def trained_policy_ms(spec: str, data: Path, steps: int, **options) -> dict:
+    """Wall ms of ``policy.act`` (encode + generate to <|eos|> + parse) on recorded observations;
+    ``options`` go to the policy (``verify=False``)."""
     import policy as policies
     from perception.observation import Observation
     from policy.train.data import load_demos
 
-    pol = policies.load(spec if spec == "builtin" or ":" in spec else f"moe:{spec}")
+    pol = policies.load(spec if spec == "builtin" or ":" in spec else f"moe:{spec}", **options)
     demos = load_demos(data)[:steps]
     times, tokens = [], []
     for d in demos:
@@ -173,6 +174,7 @@ def main(argv=None) -> dict:
                                                    "answering real recorded observations (--data)")
     ap.add_argument("--data", type=Path, default=None, help="a `galago collect` folder for --policy")
     ap.add_argument("--steps", type=int, default=50, help="recorded observations to answer with --policy")
+    ap.add_argument("--no-verify", action="store_true", help="--policy without verification's resampling")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -191,7 +193,8 @@ def main(argv=None) -> dict:
            "policy_step": [policy_step_ms(model, tok, 160, 210, 12, args.new_tokens, args.reps),
                            policy_step_ms(model, tok, 1280, 800, 32, args.new_tokens, args.reps)]}
     if args.policy and args.data:
-        res["trained_policy"] = trained_policy_ms(args.policy, args.data, args.steps)
+        res["trained_policy"] = trained_policy_ms(args.policy, args.data, args.steps,
+                                                  **({"verify": False} if args.no_verify else {}))
     if args.json:
         print(json.dumps(res))
         return res

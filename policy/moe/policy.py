@@ -133,9 +133,11 @@ class MoEPolicy(BasePolicy):
         samples at temperature 1 would all agree with it."""
         greedy = self.last.tokens[0] if self.last is not None else []
         head, n = "", 0  # the "Thought: " every response starts with
-        while n < len(greedy) and head != THOUGHT and THOUGHT.startswith(head + self.tokenizer.decode([greedy[n]])):
-            head += self.tokenizer.decode([greedy[n]])
-            n += 1
+        while n < len(greedy) and head != THOUGHT:
+            longer = head + self.tokenizer.decode([greedy[n]])
+            if not THOUGHT.startswith(longer):
+                break
+            head, n = longer, n + 1
         if n >= len(greedy):
             return steer
         prefix, first = list(greedy[:n]), greedy[n]
