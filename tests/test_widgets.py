@@ -148,16 +148,21 @@ def test_oracle_solves_family(driver, family):
 
 
 def test_check_boxes_oracle_reads_the_state_it_leaves(driver):
-    """The thoughts go through the boxes asked for in order, naming those already ticked, and untick a
-    ticked box the task does not ask for: the state a policy must read is in the thought."""
+    """The thoughts go through the boxes asked for in order, one claim each, up to the one to tick,
+    untick a ticked box the task does not ask for, and click submit only after the same claims:
+    the state a policy must read is in the thought, and every thought starts at the first asked box."""
     suite, thoughts = WidgetSuite(), []
     for seed in range(12):
         run = run_oracle(driver, suite.episode("check-boxes", seed, "train"))
         assert run.success, (seed, run.detail, run.thoughts)
         thoughts += run.thoughts
-    assert any(re.match(r'^"[^"]+"( and "[^"]+"| are| is)+.* ticked; "[^"]+" is unchecked; tick it\.$', t)
-               for t in thoughts)
-    assert any(t.endswith("is checked but not asked for; untick it.") for t in thoughts)
+    claims = r'^("[^"]+" is ticked; )*'
+    assert any(re.match(claims[:-1] + '+"[^"]+" is unchecked; tick it\.$', t) for t in thoughts)
+    assert any(re.match(claims + '"[^"]+" is checked but not asked for; untick it\.$', t) for t in thoughts)
+    assert any(re.match(claims[:-1] + '+no other box is checked; click the "[^"]+" button\.$', t) for t in thoughts)
+    assert all(re.match(claims + '"[^"]+" is (unchecked; tick|checked but not asked for; untick) it\.$', t)
+               or re.match(claims[:-1] + '+no other box is checked; click', t) or "out of view" in t
+               for t in thoughts), thoughts
 
 
 def test_scroll_list_oracle_scrolls_by_what_the_list_shows(driver):

@@ -172,15 +172,18 @@ def check_boxes(b: PageBuilder) -> TaskBlock:
         rows.append(html)
         ids.append(id)
         values[id] = i in want
-    # the wanted boxes first, in the instruction's order, each thought naming those already ticked;
-    # then any other box that is ticked
+    # the wanted boxes first, in the instruction's order, each thought going through those already
+    # ticked; then any other box that is ticked; every thought starts at the first asked box, so
+    # what to do is decided after reading the states, not in the thought's first word
     asked = sorted(want)
-    plan = [SetChecked(ids[i], True, labels[i], tuple(labels[j] for j in asked[:k])) for k, i in enumerate(asked)]
-    plan += [SetChecked(ids[i], False, labels[i], unasked=True) for i in range(len(labels)) if i not in want]
+    names = tuple(labels[i] for i in asked)
+    plan = [SetChecked(ids[i], True, labels[i], names[:k]) for k, i in enumerate(asked)]
+    plan += [SetChecked(ids[i], False, labels[i], names, unasked=True) for i in range(len(labels)) if i not in want]
     sub_html, sid, caption = _submit_row(b)
     cols = ' class="grid"' if rng.random() < 0.3 else ""
     html = f'<fieldset><legend>{escape(b.label())}</legend><div{cols}>{"".join(rows)}</div></fieldset>{sub_html}'
-    plan.append(Press(sid, f'the "{caption}" button', "now that exactly the right boxes are ticked"))
+    seen = tuple(f'"{n}" is ticked' for n in names) + ("no other box is checked",)
+    plan.append(Press(sid, f'the "{caption}" button', seen=seen))
     items = P.join_items([labels[i] for i in sorted(want)])
     return TaskBlock(html, P.instruction(rng, "check-boxes", items=items, submit=caption), Goal(sid, values), plan)
 

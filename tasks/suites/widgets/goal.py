@@ -53,6 +53,7 @@ class Press:
     why: str = ""
     until: str | None = None
     reach: int = 0  # extra steps the budget allows to scroll to it (an item deep in a scroll list)
+    seen: tuple[str, ...] = ()  # clauses the thought states before the click: why it is time for it
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class Fill:
 @dataclass(frozen=True)
 class SetChecked:
     """Tick (``want``) or untick a box. In a group of boxes, ``ticked`` names the wanted boxes
-    before this one (ticked by the time it is reached) and ``unasked`` marks a box the task does
-    not ask for; the oracle's thought goes through them, so it shows how the state was read."""
+    before this one (ticked by the time it is reached; all of them for an ``unasked`` box, one the
+    task does not ask for); the oracle's thought goes through them one claim each, so it shows how
+    the state was read."""
 
     id: str
     want: bool

@@ -16,7 +16,6 @@ from policy.base import BasePolicy, Episode, HistoryEntry
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from tasks.suites.widgets.goal import EnterDate, Fill, PickOption, PlanStep, Press, SetChecked, Slide
-from tasks.suites.widgets.phrasings import join_items
 
 THUMB = 16  # Chromium's default range-thumb width in CSS px (clicks map through it)
 MAX_TRIES = 4  # per plan step, before the oracle gives up on it
@@ -153,7 +152,9 @@ class WidgetOracle(BasePolicy):
                 return s
             self._count_try(step)
             self._pressed = True
-            return self._step(f"Click {step.what} {step.why}.".replace("  ", " "), Click(point=_center(p)))
+            click = f"{step.what} {step.why}".strip()
+            thought = "; ".join(step.seen) + f"; click {click}." if step.seen else f"Click {click}."
+            return self._step(thought, Click(point=_center(p)))
 
         p = self._probe(step.id)
         if isinstance(step, Fill):
@@ -179,14 +180,13 @@ class WidgetOracle(BasePolicy):
             if s:
                 return s
             self._count_try(step)
-            verb = "tick" if step.want else "untick"
-            now = "unchecked" if step.want else "checked"
+            # one claim per box, so that a claim's state word can be checked against the page
+            done = "".join(f'"{t}" is ticked; ' for t in step.ticked)
             if step.unasked:
-                thought = f'The boxes asked for are ticked; "{step.label}" is checked but not asked for; untick it.'
+                thought = f'{done}"{step.label}" is checked but not asked for; untick it.'
             else:
-                done = f'{join_items(list(step.ticked))} {"is" if len(step.ticked) == 1 else "are"} ticked; ' \
-                    if step.ticked else ""
-                thought = f'{done}"{step.label}" is {now}; {verb} it.'
+                verb = "tick" if step.want else "untick"
+                thought = f'{done}"{step.label}" is {"unchecked" if step.want else "checked"}; {verb} it.'
             return self._step(thought, Click(point=_center(p)))
 
         if isinstance(step, PickOption):
