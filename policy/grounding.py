@@ -34,7 +34,8 @@ does not quote either, but that is close to a name the instruction quotes (a sli
 "Down rating" for "Download rating"), is read as that name. Typed text gets the same reading
 (``typed_from_task``): words without digits that the instruction does not hold but that are close to
 as many of its words ("Debe" for "Debee", "Pedro"." for "Pedro") are typed as the instruction
-writes them.
+writes them; and before that, a typed text that is not the one its thought says to type (``type
+"Pedro"``, a date converted to ``09/10/2001``) is typed as the thought says (``typed_from_thought``).
 """
 from __future__ import annotations
 
@@ -112,6 +113,28 @@ def _repair(names: list[str], task: str, observation: Observation) -> list[str]:
 
 TYPED_RATIO = 0.8  # difflib similarity from which typed words are read as the instruction's
 _WORD_EDGE = re.compile(r"^[^\w@#$&+-]+|[^\w]+$")  # quotes and punctuation around a word
+
+
+_SAYS_TYPE = re.compile(r'\btype\s+"([^"]+)"', re.I)
+_SAYS_KEYS = re.compile(r':\s*([^\s"]+)\.\s*$')  # a conversion's result, last: "… as month/day/year: 09/10/2001."
+
+
+def typed_from_thought(step: Step) -> tuple[Step, bool]:
+    """``step`` with the text of its one ``type`` action read as its thought says it (``type "Pedro"``,
+    ``… as month/day/year: 09/10/2001.``) when the two differ, and whether it changed. The action is
+    written after the thought and copies it: a small model that wrote ``type "Pedro"`` and then typed
+    ``Paula`` (a neighbouring field's value), or converted a date to ``09/10/2001`` and typed
+    ``03/10/2001``, slipped in the copy. A thought that says several texts or none is left alone."""
+    typed = [i for i, a in enumerate(step.actions) if a.kind == "type"]
+    said = _SAYS_TYPE.findall(step.thought or "")
+    if not said:
+        m = _SAYS_KEYS.search(step.thought or "")
+        said = [m.group(1)] if m and any(c.isdigit() for c in m.group(1)) else []
+    if len(typed) != 1 or len(set(said)) != 1 or step.actions[typed[0]].text == said[0]:
+        return step, False
+    actions = list(step.actions)
+    actions[typed[0]] = actions[typed[0]].model_copy(update={"text": said[0]})
+    return dataclasses.replace(step, actions=actions), True
 
 
 def typed_from_task(step: Step, task: str) -> tuple[Step, bool]:

@@ -246,3 +246,23 @@ def test_typed_text_is_read_as_the_task_writes_it_when_miscopied():
     assert typed("diego larsen", form) == ("diego larsen", False)  # letter case is the step's choice
     click = Step(thought="", actions=[Click(point=Point(x=1, y=1))])
     assert typed_from_task(click, forward) == (click, False)
+
+
+def test_typed_text_is_what_the_thought_says_to_type():
+    from policy.grounding import typed_from_thought
+
+    def typed(thought: str, text: str, submit: bool = False) -> tuple[str, bool]:
+        step, changed = typed_from_thought(Step(thought=thought, actions=[Type(text=text, submit=submit)]))
+        assert step.actions[0].submit == submit
+        return step.actions[0].text, changed
+
+    assert typed('"Nickname" is focused; type "Pedro".', "Paula") == ("Pedro", True)
+    assert typed('Type "jonas@post.example" into the "Email" field.', "jonas@post.", True) == ("jonas@post.example", True)
+    assert typed('"Nickname" is focused; type "Pedro".', "Pedro") == ("Pedro", False)
+    date = "September 10, 2001 is year 2001, month 09, day 10; as month/day/year: 09/10/2001."
+    assert typed(date, "03/10/2001") == ("09/10/2001", True)  # the conversion's result, last
+    assert typed("Select the previous guess: 42 is too low.", "50") == ("50", False)  # no value to type
+    assert typed('Type "a" or type "b".', "c") == ("c", False)  # two texts: no reading
+    assert typed("Guess 50, the middle of the range, and press Enter.", "50") == ("50", False)
+    click = Step(thought='Type "x".', actions=[Click(point=Point(x=1, y=1))])
+    assert typed_from_thought(click) == (click, False)

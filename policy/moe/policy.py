@@ -14,7 +14,8 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import box_states, claimed_state, ground_step, off_screen, typed_from_task
+from policy.grounding import (box_states, claimed_state, ground_step, off_screen, typed_from_task,
+                              typed_from_thought)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -162,8 +163,9 @@ class MoEPolicy(BasePolicy):
         if self.ground and not self.no_elements:
             task = task or observation.instruction
             step, moved = ground_step(step, observation, space, task)
+            step, said = typed_from_thought(step)
             step, retyped = typed_from_task(step, task)
-            return step, moved or retyped
+            return step, moved or said or retyped
         return step, False
 
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,

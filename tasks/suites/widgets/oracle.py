@@ -253,7 +253,10 @@ class WidgetOracle(BasePolicy):
         # copy or a twelve-way lookup the model can learn, where one leap to 03/05/1995 is not
         keys = "/".join(parts[k] for k in p["dateOrder"])
         self._typed_date = True
-        return self._step(f'{said} is year {y}, month {m}, day {d}; as {"/".join(p["dateOrder"])}: {keys}.',
+        # the date is copied after the field's name, as at the click before it: a thought that opened
+        # with the date made the model start it with a month it had seen often ("March 29, 1996")
+        return self._step(f'The "{step.label}" date is to be {said}: year {y}, month {m}, day {d}; '
+                          f'as {"/".join(p["dateOrder"])}: {keys}.',
                           Type(text=keys))
 
     _typed_date = False
