@@ -94,18 +94,26 @@ def _score(el: Element, names: list[str]) -> tuple[bool, int, bool, int] | None:
     return (True, found, text in names, -len(rest.replace(" ", ""))) if found else None
 
 
+def _task_spans(task: str, n: int) -> list[str]:
+    """The task's runs of ``n`` words, folded (``Select Marylinda>Nicol``: a menu path's steps are
+    words too)."""
+    words = [w for w in (_WORD_EDGE.sub("", w) for w in re.split(r"[\s>]+", _fold(task))) if w]
+    return list(dict.fromkeys(" ".join(words[j:j + n]) for j in range(len(words) - n + 1)))
+
+
 def _repair(names: list[str], task: str, observation: Observation) -> list[str]:
     """Names no element carries and the task does not quote, read as the task's closest quoted
-    name when they are near it (a copying slip)."""
+    name when they are near it (a copying slip). A task that quotes nothing (``Select
+    Marylinda>Nicol``) offers its runs of as many words instead, read only when one is nearest."""
     asked = quoted(task)
-    if not asked:
-        return names
     out = []
     for n in names:
         if n not in asked and not named_elements(observation, [n]):
-            ratio, best = max((difflib.SequenceMatcher(None, n, a).ratio(), a) for a in asked)
-            if ratio >= REPAIR_RATIO:
-                n = best
+            near = asked or _task_spans(task, len(n.split()))
+            scored = sorted(((difflib.SequenceMatcher(None, n, a).ratio(), a) for a in near), reverse=True)
+            if scored and scored[0][0] >= REPAIR_RATIO and (
+                    asked or len(scored) == 1 or scored[1][0] < scored[0][0]) and scored[0][1] != n:
+                n = scored[0][1]
         if n not in out:
             out.append(n)
     return out

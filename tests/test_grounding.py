@@ -151,6 +151,21 @@ def test_a_slip_in_copying_a_name_is_read_as_the_name_the_task_quotes():
     assert ground_step(far, table, task=task)[0].actions[0].point == Point(x=400, y=115)
 
 
+def test_a_task_that_quotes_nothing_repairs_a_slip_with_its_own_words():
+    menu = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "clickable", "Marylinda", 20, 100), el(1, "clickable", "Nicol", 300, 100), el(2, "clickable", "Nico", 300, 200),
+        el(3, "clickable", "Anita", 300, 300),
+    ])
+    task = "Select Marylinda>Nicol"
+    slip = click(500, 500, '"ANicol" is the item asked for; click it.')
+    step, moved = ground_step(slip, menu, task=task)
+    assert moved and step.actions[0].point == Point(x=350, y=115)
+    assert not ground_step(slip, menu)[1]  # without the task: no element carries "ANicol"
+    # a name near two of the task's words alike, or near none, is taken as written
+    assert not ground_step(click(500, 500, 'Click "Nicoa".'), menu, task="Select Nicol>Nicob")[1]
+    assert not ground_step(click(500, 500, 'Click "Quartz".'), menu, task=task)[1]
+
+
 def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries():
     from policy.grounding import off_screen
 
