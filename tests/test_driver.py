@@ -287,6 +287,10 @@ def test_elements_roles_order_and_filters(driver, server):
     assert [(by_text[t]["role"], by_text[t]["tag"], by_text[t]["checked"]) for t in ("Tab two", "Tab three")] == \
         [("tab", "a", False), ("tab", "a", True)]
     assert by_text["Clickable div"]["role"] == "clickable"
+    # jQuery UI's menu: a cursor:pointer <li> around its <div role=menuitem> and its open submenu
+    # lists each item on its own, not one "Marylinda Nicol" element the submenu's item is lost in.
+    assert [(by_text[t]["role"], by_text[t]["tag"]) for t in ("Cathrine", "Marylinda", "Nicol")] == \
+        [("menuitem", "div")] * 3
     assert by_text["Disabled"]["disabled"] is True
     assert "Hidden" not in texts and "Covered" not in texts and "Below the fold" not in texts
     assert by_text["Shadow button"]["role"] == "button"

@@ -15,6 +15,7 @@
     "ABBR", "Q", "KBD", "TIME", "BR", "WBR", "FONT"]);
   const HEADINGS = new Set(["H1", "H2", "H3", "H4", "H5", "H6"]);
   const NATIVE_CONTROLS = "input:not([type=hidden]),textarea,select,button,a[href]";
+  const CONTROLS = NATIVE_CONTROLS + "," + [...ROLES].map((r) => `[role=${r}]`).join(",");
 
   let area;
   if (selector) {
@@ -266,8 +267,9 @@
       return;
     }
     if (kind === "weak") {
-      if (el.querySelector(NATIVE_CONTROLS) || el.shadowRoot) {
-        // A label or clickable wrapper around real controls: list the controls, keep its own text.
+      if (el.querySelector(CONTROLS) || el.shadowRoot) {
+        // A label or clickable wrapper around real controls (jQuery UI's menu: a cursor:pointer <li>
+        // around its <div role=menuitem> and its submenu's): list the controls, keep its own text.
         const t = directText(el);
         if (t) emit(el, "text", ox, oy, frameClip, frameEl, t);
         for (const c of children(el)) visit(c, ox, oy, frameClip, frameEl);
