@@ -221,6 +221,27 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
 _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are)$')
 
 
+_TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
+
+
+def against_state(step: Step, observation: Observation, task: str = "") -> bool:
+    """Whether a click's thought contradicts what the screen or the task says of the box it acts on
+    (its target clause's names): it ticks a box the element list shows ticked already, unticks one
+    shown unticked (the click would undo what is right), or calls a box the task quotes "not asked
+    for". A small model that has lost count among the boxes writes such steps."""
+    thought = step.thought or ""
+    names = target_names(thought)
+    if not names or not any(a.kind in POINTER_KINDS for a in step.actions):
+        return False
+    if "not asked for" in thought and set(names) & set(quoted(task)):
+        return True
+    m = _TOGGLE.search(thought)
+    if not m:
+        return False
+    states = box_states(observation)
+    return {states[n] for n in names if n in states} == {m.group(1) is None}
+
+
 def box_states(observation: Observation) -> dict[str, bool]:
     """Folded name -> checked, for the checkable controls on screen whose name has one state."""
     seen: dict[str, set[bool]] = {}

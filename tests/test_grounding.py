@@ -9,8 +9,8 @@ from policy.grounding import ground_step, quoted
 
 
 def el(i: int, role: str, text: str, x: float, y: float, w: float = 100, h: float = 30,
-       interactive: bool = True) -> Element:
-    return Element(index=i, role=role, text=text, box=Box(x, y, w, h), interactive=interactive)
+       interactive: bool = True, checked: bool | None = None) -> Element:
+    return Element(index=i, role=role, text=text, box=Box(x, y, w, h), interactive=interactive, checked=checked)
 
 
 SCREEN = Observation(screenshot=None, width=800, height=600, elements=[
@@ -281,3 +281,20 @@ def test_typed_text_is_what_the_thought_says_to_type():
     assert typed("Guess 50, the middle of the range, and press Enter.", "50") == ("50", False)
     click = Step(thought='Type "x".', actions=[Click(point=Point(x=1, y=1))])
     assert typed_from_thought(click) == (click, False)
+
+
+def test_against_state_flags_a_click_that_undoes_a_right_box():
+    from policy.grounding import against_state
+
+    boxes = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "checkbox", "Deep feature", 20, 100, checked=True), el(1, "checkbox", "Trail", 20, 150, checked=True),
+        el(2, "checkbox", "Score", 20, 200, checked=False),
+    ])
+    task = 'Tick "Deep feature" and "Score", nothing more, and submit.'
+    assert against_state(click(50, 110, '"Deep feature" is checked but not asked for; untick it.'), boxes, task)
+    assert not against_state(click(50, 160, '"Deep feature" is ticked; "Trail" is checked but not asked for; '
+                                           'untick it.'), boxes, task)
+    assert against_state(click(50, 160, '"Deep feature" is ticked; "Score" is unchecked; untick it.'), boxes, task)
+    assert against_state(click(50, 110, '"Deep feature" is unchecked; tick it.'), boxes, task)  # ticked already
+    assert not against_state(click(50, 210, '"Deep feature" is ticked; "Score" is unchecked; tick it.'), boxes, task)
+    assert not against_state(click(50, 110, 'Click the "Submit" button.'), boxes, task)
