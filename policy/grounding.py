@@ -227,19 +227,17 @@ _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     """Whether a click's thought contradicts what the screen or the task says of the box it acts on
     (its target clause's names): it ticks a box the element list shows ticked already, unticks one
-    shown unticked (the click would undo what is right), or calls a box the task quotes "not asked
-    for". A small model that has lost count among the boxes writes such steps."""
+    shown unticked (the click would undo what is right), or calls a box the task quotes, or no box
+    on screen, "not asked for". A small model that has lost count among the boxes writes such steps."""
     thought = step.thought or ""
-    names = target_names(thought)
+    names = _repair(target_names(thought), task, observation) if task else target_names(thought)
     if not names or not any(a.kind in POINTER_KINDS for a in step.actions):
         return False
-    if "not asked for" in thought and set(names) & set(quoted(task)):
-        return True
+    boxes = [el for el in named_elements(observation, names) if el.checked is not None]
+    if "not asked for" in thought and (not boxes or any(_fold(el.text) in quoted(task) for el in boxes)):
+        return True  # also for a part of the name ("Answer" for the box "Answer note"), a slip, none
     m = _TOGGLE.search(thought)
-    if not m:
-        return False
-    states = box_states(observation)
-    return {states[n] for n in names if n in states} == {m.group(1) is None}
+    return bool(m) and {bool(el.checked) for el in boxes} == {m.group(1) is None}
 
 
 def box_states(observation: Observation) -> dict[str, bool]:

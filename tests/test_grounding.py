@@ -298,3 +298,9 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 110, '"Deep feature" is unchecked; tick it.'), boxes, task)  # ticked already
     assert not against_state(click(50, 210, '"Deep feature" is ticked; "Score" is unchecked; tick it.'), boxes, task)
     assert not against_state(click(50, 110, 'Click the "Submit" button.'), boxes, task)
+    assert against_state(click(50, 110, '"Score" is ticked; "Meter company" is checked but not asked for; untick it.'),
+                         boxes, task)  # no such box
+    # a part of an asked box's name, or a slip in copying it, names that box too
+    assert against_state(click(50, 110, '"Score" is ticked; "Deep" is checked but not asked for; untick it.'), boxes, task)
+    assert against_state(click(50, 110, '"Score" is ticked; "Deep featur" is checked but not asked for; untick it.'),
+                         boxes, task)
