@@ -221,20 +221,29 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
 _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are)$')
 
 
+TICK_ROLES = ("checkbox", "switch", "menuitemcheckbox")
 _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 
 
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     """Whether a click's thought contradicts what the screen or the task says of the box it acts on
     (its target clause's names): it ticks a box the element list shows ticked already, unticks one
-    shown unticked (the click would undo what is right), or calls a box the task quotes, or no box
-    on screen, "not asked for". A small model that has lost count among the boxes writes such steps."""
+    shown unticked (the click would undo what is right), calls a box the task quotes, or no box
+    on screen, "not asked for", or says "no other box is checked" while a box the task does not
+    quote is. A small model that has lost count among the boxes writes such steps."""
     thought = step.thought or ""
+    if not any(a.kind in POINTER_KINDS for a in step.actions):
+        return False
+    asked = quoted(task)
+    if asked and "no other box is checked" in thought and any(
+            el.interactive and el.role in TICK_ROLES and el.checked and _fold(el.text) not in asked
+            for el in observation.elements):
+        return True  # a box the task does not quote is checked on screen
     names = _repair(target_names(thought), task, observation) if task else target_names(thought)
-    if not names or not any(a.kind in POINTER_KINDS for a in step.actions):
+    if not names:
         return False
     boxes = [el for el in named_elements(observation, names) if el.checked is not None]
-    if "not asked for" in thought and (not boxes or any(_fold(el.text) in quoted(task) for el in boxes)):
+    if "not asked for" in thought and (not boxes or any(_fold(el.text) in asked for el in boxes)):
         return True  # also for a part of the name ("Answer" for the box "Answer note"), a slip, none
     m = _TOGGLE.search(thought)
     return bool(m) and {bool(el.checked) for el in boxes} == {m.group(1) is None}

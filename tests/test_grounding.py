@@ -300,6 +300,9 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert not against_state(click(50, 110, 'Click the "Submit" button.'), boxes, task)
     assert against_state(click(50, 110, '"Score" is ticked; "Meter company" is checked but not asked for; untick it.'),
                          boxes, task)  # no such box
+    done = '"Deep feature" is ticked; "Score" is ticked; no other box is checked; click the "Submit" button.'
+    assert against_state(click(50, 400, done), boxes, task)  # "Trail" is checked and not asked for
+    assert not against_state(click(50, 400, done), boxes, 'Tick "Deep feature", "Trail" and "Score", then submit.')
     # a part of an asked box's name, or a slip in copying it, names that box too
     assert against_state(click(50, 110, '"Score" is ticked; "Deep" is checked but not asked for; untick it.'), boxes, task)
     assert against_state(click(50, 110, '"Score" is ticked; "Deep featur" is checked but not asked for; untick it.'),
