@@ -274,7 +274,8 @@ def test_typed_text_is_what_the_thought_says_to_type():
     assert typed('"Nickname" is focused; type "Pedro".', "Paula") == ("Pedro", True)
     assert typed('Type "jonas@post.example" into the "Email" field.', "jonas@post.", True) == ("jonas@post.example", True)
     assert typed('"Nickname" is focused; type "Pedro".', "Pedro") == ("Pedro", False)
-    date = "September 10, 2001 is year 2001, month 09, day 10; as month/day/year: 09/10/2001."
+    date = ('The "Start date" date is to be September 10, 2001: year 2001, month 09, day 10; '
+            'as month/day/year: 09/10/2001.')
     assert typed(date, "03/10/2001") == ("09/10/2001", True)  # the conversion's result, last
     assert typed("Select the previous guess: 42 is too low.", "50") == ("50", False)  # no value to type
     assert typed('Type "a" or type "b".', "c") == ("c", False)  # two texts: no reading
