@@ -298,6 +298,20 @@ def test_elements_roles_order_and_filters(driver, server):
     assert fb["box"][0] >= 300 and fb["box"][1] >= 300  # iframe offset applied
 
 
+def test_icons_and_hover_wrappers(driver, server):
+    driver.goto(server.url("elements.html"))
+    icons = [(e["role"], e["text"], e.get("checked")) for e in driver.capture().elements if e["role"] == "icon"]
+    # Named by class (the state class says it is on), by the picture's file name, by an icon font's
+    # class, by an <svg>'s <title>; a 100 px picture is not an icon.
+    assert icons == [("icon", "like", True), ("icon", "reply", None), ("icon", "heart o", None),
+                     ("icon", "Close", None)]
+    # A box that turns cursor:pointer under the mouse, around lines of text (an open menu's items):
+    # each line is its own element, not one clickable holding them all.
+    driver.page.hover("#pop")
+    texts = {e["text"]: e["role"] for e in driver.capture().elements}
+    assert texts["Alpha item"] == "text" and texts["Beta item"] == "text" and "Alpha item Beta item" not in texts
+
+
 def test_elements_cap_and_render(make_driver, server):
     driver = make_driver(viewport=(1280, 720))
     driver.goto(server.url("elements.html?many=400"))

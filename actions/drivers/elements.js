@@ -92,6 +92,56 @@
     return "";
   };
 
+  // Icons: a small element with no text that shows a picture (an <img> without alt, CSS
+  // `content: url(...)`, a background image, an icon font's ::before, an <svg>). Named by what the
+  // page says about it: aria-label, title, alt, its classes (`fa-heart`, `like active`), the
+  // picture's file name (`reply-hover.png`), its id.
+  const ICON_MAX = 64, SVG_ICON_MAX = 40;
+  const GENERIC_CLASS = /^(fa[srlbdk]?|icon|icons|glyphicon|material-icons(-\w+)?|bi|mdi|ion|ti|la|svg|img|image|active|inactive|hide|hidden|show|shown|selected|clicked|checked|pressed|hover|focus|open|closed|disabled|enabled|btn|button|pull-(left|right)|float-(left|right)|left|right|small|large|sm|lg|xs|md|xl|ng-\S+|css-\S+|sc-\S+|jsx-\S+)$/i;
+  const ICON_STATE_CLASS = /^(active|clicked|selected|checked|pressed|on)$/i;
+  const words = (s) => clean(s.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/[-_.]+/g, " ")).toLowerCase();
+  const urlOf = (v) => { const m = /url\(["']?([^"')]+)["']?\)/.exec(v || ""); return m ? m[1] : ""; };
+  const pictureOf = (el, style) => {
+    if (el.tagName === "IMG") return el.currentSrc || el.src || "?";
+    if (el.tagName === "svg") return "?";
+    const c = urlOf(style.content) || urlOf(style.backgroundImage);
+    if (c) return c;
+    const before = getComputedStyle(el, "::before").content;
+    if (before && before !== "none" && before !== "normal" && !el.children.length) return "?";
+    return "";
+  };
+  const isIcon = (el, style) => {
+    if (el.tagName === "svg" ? el.querySelector("text") : (clean(el.textContent) || el.querySelector("*:not(br)"))) return false;
+    const r = el.getBoundingClientRect();
+    const max = el.tagName === "svg" ? SVG_ICON_MAX : ICON_MAX;  // a bigger <svg> is a drawing, not an icon
+    if (r.width < 4 || r.height < 4 || r.width > max || r.height > max) return false;
+    return !!pictureOf(el, style);
+  };
+  const iconName = (el, style) => {
+    const own = labelOf(el) || el.getAttribute("title") || el.getAttribute("alt");
+    if (own) return own;
+    if (el.tagName === "svg") {
+      const t = el.querySelector("title");
+      if (t && clean(t.textContent)) return t.textContent;
+      const u = el.querySelector("use");
+      const h = u && (u.getAttribute("href") || u.getAttribute("xlink:href") || "");
+      if (h && h.includes("#")) return words(h.split("#").pop().replace(/^(icon|ico|svg)[-_]/i, ""));
+    }
+    // jQuery UI: `ui-icon ui-icon-triangle-1-n` names the icon, its other `ui-*` classes are plumbing.
+    const cls = Array.from(el.classList).filter((c) => !GENERIC_CLASS.test(c) && (!/^ui-/i.test(c) || /^ui-icon-/i.test(c)))
+      .map((c) => c.replace(/^(ui-icon|fa|icon|ico|glyphicon|bi|mdi|ion|ti|la)[-_]/i, ""));
+    if (cls.length) return [...new Set(words(cls.join(" ")).split(" "))].join(" ");
+    const pic = pictureOf(el, style);
+    if (pic && pic !== "?") {
+      const base = pic.split(/[?#]/)[0].split("/").pop().replace(/\.\w+$/, "")
+        .replace(/[-_](hover|active|clicked|selected|white|black|dark|light|on|off|\d+(x\d+)?)$/i, "");
+      if (base && !/^data:/.test(pic)) return words(base);
+    }
+    if (el.id && /^[A-Za-z][A-Za-z-_]{1,30}$/.test(el.id)) return words(el.id);
+    return "";
+  };
+  const iconState = (el) => (Array.from(el.classList).some((c) => ICON_STATE_CLASS.test(c)) ? true : null);
+
   const textOf = (el, r) => {
     const t = el.tagName;
     if (t === "INPUT") {
@@ -180,7 +230,8 @@
     if (!box) return;
     const interactive = kind !== "text";
     if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
-    const rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
+    let rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
+    if (kind === "icon") { rl = "icon"; as = as || {role: rl, checked: iconState(el)}; }
     const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
     if (!interactive && !text) return;
     found.push({
@@ -220,9 +271,10 @@
   };
 
   const visit = (el, ox, oy, frameClip, frameEl) => {
-    if (++visited > MAX_NODES || SKIP.has(el.tagName)) return;
+    if (++visited > MAX_NODES || (SKIP.has(el.tagName) && el.tagName !== "svg")) return;
     const style = getComputedStyle(el);
     if (style.display === "none") return;
+    if (el.tagName === "svg") { if (isIcon(el, style)) emit(el, "icon", ox, oy, frameClip, frameEl, iconName(el, style)); return; }
     if (el.tagName === "IFRAME") {
       let doc = null;
       try { doc = el.contentDocument; } catch (e) {}  // cross-origin frames are opaque: skip them
@@ -266,8 +318,12 @@
       }
       return;
     }
+    if (kind !== "strong" && isIcon(el, style)) { emit(el, "icon", ox, oy, frameClip, frameEl, iconName(el, style)); return; }
     if (kind === "weak") {
-      if (el.querySelector(CONTROLS) || el.shadowRoot) {
+      // A wrapper with several lines of text (a hover-pointer box around an open menu's items) or
+      // none of its own around pictures: what a user sees and clicks is its parts.
+      const inner = el.children.length ? clean(el.innerText) : "x";
+      if (el.querySelector(CONTROLS) || el.shadowRoot || /\n\s*\S/.test(el.innerText.trim()) || (!inner && !labelOf(el) && !el.title)) {
         // A label or clickable wrapper around real controls (jQuery UI's menu: a cursor:pointer <li>
         // around its <div role=menuitem> and its submenu's): list the controls, keep its own text.
         const t = directText(el);
