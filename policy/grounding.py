@@ -249,6 +249,29 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     return bool(m) and {bool(el.checked) for el in boxes} == {m.group(1) is None}
 
 
+_AFFIX = re.compile(r'"([^"\n]{1,100})",? (?:which )?(starts|begins|ends) with "([^"\n]{1,100})"'
+                    r'(?: and (starts|begins|ends) with "([^"\n]{1,100})")?', re.I)
+
+
+_AFFIX_FIRST = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})" is "([^"\n]{1,100})"', re.I)
+
+
+def false_claim(step: Step) -> bool:
+    """Whether the thought says of a quoted text that it starts or ends with another when it does
+    not (``"Honduras" starts with "Ho" and ends with "Kong"``, ``the suggestion that ends with
+    "Kong" is "Honduras"``): a small model that copies the first suggestion of a list and states the
+    task's test as passed."""
+    thought = step.thought or ""
+    claims = [(m.group(1), m.group(2), m.group(3)) for m in _AFFIX.finditer(thought)]
+    claims += [(m.group(1), m.group(4), m.group(5)) for m in _AFFIX.finditer(thought) if m.group(4)]
+    claims += [(m.group(3), m.group(1), m.group(2)) for m in _AFFIX_FIRST.finditer(thought)]
+    for subject, verb, affix in claims:
+        subject, part = _fold(subject), _fold(affix)
+        if not (subject.endswith(part) if verb.lower() == "ends" else subject.startswith(part)):
+            return True
+    return False
+
+
 def box_states(observation: Observation) -> dict[str, bool]:
     """Folded name -> checked, for the checkable controls on screen whose name has one state."""
     seen: dict[str, set[bool]] = {}

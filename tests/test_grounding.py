@@ -284,6 +284,19 @@ def test_typed_text_is_what_the_thought_says_to_type():
     assert typed_from_thought(click) == (click, False)
 
 
+def test_false_claim_checks_starts_and_ends_with():
+    from policy.grounding import false_claim
+    pick = '"{}" starts with "Ho" and ends with "Kong"; pick it from the suggestions.'
+    assert false_claim(click(10, 10, pick.format("Honduras")))
+    assert not false_claim(click(10, 10, pick.format("Hong Kong")))
+    assert false_claim(click(10, 10, 'The field holds "Chad", which starts with "Ba"; click "Submit".'))
+    assert not false_claim(click(10, 10, 'The field holds "chad", which ends with "HAD"; click "Submit".'))
+    assert not false_claim(click(10, 10, 'Click "Submit".'))
+    first = 'The suggestion that ends with "Kong" is "{}"; pick it.'
+    assert false_claim(click(10, 10, first.format("Honduras")))
+    assert not false_claim(click(10, 10, first.format("Hong Kong")))
+
+
 def test_against_state_flags_a_click_that_undoes_a_right_box():
     from policy.grounding import against_state
 

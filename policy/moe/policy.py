@@ -14,8 +14,8 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (against_state, box_states, claimed_state, ground_step, off_screen,
-                              typed_from_task, typed_from_thought)
+from policy.grounding import (against_state, box_states, claimed_state, false_claim, ground_step,
+                              off_screen, typed_from_task, typed_from_thought)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -41,7 +41,8 @@ class MoEPolicy(BasePolicy):
     the task quotes, or one it made up; grounding.off_screen), a few samples are drawn and the most
     likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
     repeated action; likewise when its thought contradicts the box it clicks (ticks a ticked one,
-    calls one the task quotes "not asked for"; grounding.against_state).
+    calls one the task quotes "not asked for"; grounding.against_state), or says a text it picks
+    starts or ends with what it does not (grounding.false_claim).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one.
@@ -212,7 +213,7 @@ class MoEPolicy(BasePolicy):
             if self._action_text(step, space) == repeated:
                 step, self.grounded = self._escape(observation, space, repeated, task) or (step, self.grounded)
         def wrong(s: Step) -> bool:
-            return off_screen(s, observation, task) or against_state(s, observation, task)
+            return off_screen(s, observation, task) or against_state(s, observation, task) or false_claim(s)
         if self.verify and self.temperature <= 0 and not self.no_elements and wrong(step):
             step, self.grounded = self._escape(
                 observation, space, self._action_text(step, space), task, VERIFY_SAMPLES,

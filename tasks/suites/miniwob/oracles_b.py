@@ -311,6 +311,10 @@ def use_autocomplete(ctx: OracleContext):
     for box in ctx.find_all_text(target, "ul.ui-autocomplete li"):
         if ctx.visible(box):
             ctx.memory["picked"] = target
+            # the test that picks it first, the name after it: copied from the one suggestion that
+            # passes, not from the first one listed
+            if end:
+                return f'The suggestion that ends with "{end}" is "{target}"; pick it.', ctx.click(box)
             return f'"{target}" {want}; pick it from the suggestions.', ctx.click(box)
     # the suggestion is listed below the visible area: type more of it to shorten the list
     more = target[len(f["value"]):len(f["value"]) + 1]
