@@ -312,6 +312,10 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 110, '"Deep feature" is unchecked; tick it.'), boxes, task)  # ticked already
     assert not against_state(click(50, 210, '"Deep feature" is ticked; "Score" is unchecked; tick it.'), boxes, task)
     assert not against_state(click(50, 110, 'Click the "Submit" button.'), boxes, task)
+    listed = "Select Deep feature, Score and click Submit."  # MiniWoB++'s click-checkboxes: verb first
+    assert against_state(click(50, 110, 'Check "Deep feature": the instruction lists exactly these.'), boxes, listed)
+    assert not against_state(click(50, 210, 'Check "Score": the instruction lists exactly these.'), boxes, listed)
+    assert against_state(click(50, 210, 'Uncheck "Score": the instruction does not list it.'), boxes, listed)
     assert against_state(click(50, 110, '"Score" is ticked; "Meter company" is checked but not asked for; untick it.'),
                          boxes, task)  # no such box
     done = '"Deep feature" is ticked; "Score" is ticked; no other box is checked; click the "Submit" button.'
