@@ -26,6 +26,40 @@ class Box:
 
 
 @dataclass(frozen=True)
+class Range:
+    """A slider's scale: ``lo``..``hi`` in steps of ``step`` (None: any), drawn along ``track``
+    (viewport CSS px) with the thumb's centre ``inset`` px in from each end."""
+
+    lo: float
+    hi: float
+    step: float | None
+    track: Box
+    inset: float = 0.0
+
+    @property
+    def vertical(self) -> bool:
+        return self.track.height > 2 * self.track.width
+
+    def point_of(self, value: float) -> tuple[float, float]:
+        """Where the thumb's centre is at ``value`` (clamped to the scale); a vertical slider's
+        ``lo`` is at the bottom."""
+        t = self.track
+        f = (min(max(value, self.lo), self.hi) - self.lo) / (self.hi - self.lo)
+        if self.vertical:
+            return t.x + t.width / 2, t.y + t.height - self.inset - f * (t.height - 2 * self.inset)
+        return t.x + self.inset + f * (t.width - 2 * self.inset), t.y + t.height / 2
+
+    def to_dict(self) -> dict:
+        return {"min": self.lo, "max": self.hi, "step": self.step,
+                "track": [self.track.x, self.track.y, self.track.width, self.track.height], "inset": self.inset}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Range":
+        return cls(lo=float(d["min"]), hi=float(d["max"]), step=None if d.get("step") is None else float(d["step"]),
+                   track=Box(*d["track"]), inset=float(d.get("inset", 0.0)))
+
+
+@dataclass(frozen=True)
 class Element:
     """A visible UI element: interactive controls and text, in reading order.
 
@@ -45,6 +79,7 @@ class Element:
     focused: bool = False
     interactive: bool = True
     selector: str = ""  # a CSS path, for humans and for replay checks; never sent to a model
+    range: Range | None = None  # a slider's scale (grounding aims drags with it); not in prompts
 
     def to_dict(self) -> dict:
         d = {"index": self.index, "role": self.role, "text": self.text,
@@ -60,6 +95,8 @@ class Element:
             d["focused"] = True
         if not self.interactive:
             d["interactive"] = False
+        if self.range is not None:
+            d["range"] = self.range.to_dict()
         return d
 
     @classmethod
@@ -68,7 +105,8 @@ class Element:
         return cls(index=d["index"], role=d["role"], text=d.get("text", ""), box=Box(x, y, w, h),
                    tag=d.get("tag", ""), value=d.get("value", ""), checked=d.get("checked"),
                    disabled=d.get("disabled", False), focused=d.get("focused", False),
-                   interactive=d.get("interactive", True), selector=d.get("selector", ""))
+                   interactive=d.get("interactive", True), selector=d.get("selector", ""),
+                   range=Range.from_dict(d["range"]) if d.get("range") else None)
 
 
 @dataclass

@@ -29,6 +29,9 @@ element on screen carries (a target still to scroll to).
 Among equally good elements the one with the least text besides the names wins: for ``Click
 "Delete" in the row of "Flag"`` the "Delete Flag" button, not "Delete Flag badge".
 
+A drag whose thought sets a slider to a value (``drag its thumb to 21``) is aimed by the slider's
+scale instead (``slide_to_value``).
+
 With the task's instruction at hand, a quoted name that no element carries and that the instruction
 does not quote either, but that is close to a name the instruction quotes (a slip in copying:
 "Down rating" for "Download rating"), is read as that name. Typed text gets the same reading
@@ -293,6 +296,50 @@ def claimed_state(text: str, states: dict[str, bool]) -> bool | None:
     return found.pop() if len(found) == 1 and None not in found else None
 
 
+_SLIDE_TO = re.compile(r"\b(?:drag|slide|move|set|put)\b[^.;\"]*?\bto (-?\d+(?:\.\d+)?)(?![\d.]*\d)", re.I)
+
+
+def _on_grid(x: float, y: float, space: CoordinateSpace | None) -> Point:
+    """(x, y) as the policy could have written it: rounded to ``space``'s integer grid."""
+    if space is not None:
+        x, y = space.to_viewport(*(round(v) for v in space.from_viewport(x, y)))
+    return Point(x=x, y=y)
+
+
+def slide_to_value(step: Step, observation: Observation, space: CoordinateSpace | None = None) -> tuple[Step, bool]:
+    """``step`` with its drag aimed at the value its thought sets (``drag its thumb to 21``), and
+    whether it changed. The model says the value; where that value lies on the track is arithmetic
+    over the slider's scale (``Element.range``: min, max, step, track) that a point cannot be
+    trusted with. The slider is the one the thought names, else the one under the drag's start,
+    else the only one on screen. The drag starts on the thumb (where the current value puts it) and
+    ends where the scale puts the value, snapped to the slider's step."""
+    drags = [i for i, a in enumerate(step.actions) if a.kind == "drag"]
+    found = _SLIDE_TO.findall(step.thought or "")
+    sliders = [el for el in observation.elements if el.range is not None]
+    if not drags or not found or not sliders:
+        return step, False
+    drag = step.actions[drags[0]]
+    names = target_names(step.thought)
+    named = [el for el in named_elements(observation, names) if el.range is not None] if names else []
+    here = observation.element_at(drag.start.x, drag.start.y)
+    slider = named[0] if len(named) == 1 else here if here in sliders else sliders[0] if len(sliders) == 1 else None
+    if slider is None:
+        return step, False
+    r, value = slider.range, float(found[-1])
+    if r.step:
+        value = r.lo + round((value - r.lo) / r.step) * r.step
+    try:
+        start = _on_grid(*r.point_of(float(slider.value)), space)
+    except ValueError:  # no readable current value: keep the model's start
+        start = drag.start
+    end = _on_grid(*r.point_of(value), space)
+    if (start, end) == (drag.start, drag.end):
+        return step, False
+    actions = list(step.actions)
+    actions[drags[0]] = drag.model_copy(update={"start": start, "end": end})
+    return dataclasses.replace(step, actions=actions), True
+
+
 def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None,
                 task: str = "") -> tuple[Step, bool]:
     """``step`` with its first pointer action moved onto the element its thought names (see the
@@ -321,10 +368,7 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
                 and not any(el.interactive and el.role != "label" for el in candidates)):
             return step, False  # a caption or label named, its control (an input, an icon) pointed at
         best = min(candidates, key=lambda el: (el.box.center[0] - p.x) ** 2 + (el.box.center[1] - p.y) ** 2)
-        x, y = best.box.center
-        if space is not None:
-            x, y = space.to_viewport(*(round(v) for v in space.from_viewport(x, y)))
         actions = list(step.actions)
-        actions[i] = action.model_copy(update={"point": Point(x=x, y=y)})
+        actions[i] = action.model_copy(update={"point": _on_grid(*best.box.center, space)})
         return dataclasses.replace(step, actions=actions), True
     return step, False

@@ -312,6 +312,27 @@ def test_icons_and_hover_wrappers(driver, server):
     assert texts["Alpha item"] == "text" and texts["Beta item"] == "text" and "Alpha item Beta item" not in texts
 
 
+def test_slider_scale_aims_a_drag(driver, server):
+    from actions.schema import Drag, Point, Step
+    from policy.grounding import slide_to_value
+
+    driver.goto(server.url("slider.html"))
+    obs = observe(driver.capture())
+    q = next(e for e in obs.elements if e.role == "slider" and e.text.startswith("Quality"))
+    assert (q.range.lo, q.range.hi, q.range.step, q.value) == (0, 200, 5, "35")
+    level = next(e for e in obs.elements if e.text == "Level")  # an ARIA handle moves along its parent
+    assert (level.range.lo, level.range.hi, level.range.track.width) == (0, 10, 300)
+    for target in ("140", "5", "200"):
+        step = Step(thought=f'The "Quality" slider is at {q.value}; drag its thumb to {target}.',
+                    actions=[Drag(start=Point(x=5, y=5), end=Point(x=6, y=6))])  # points off the slider
+        aimed, moved = slide_to_value(step, obs)
+        assert moved
+        driver.execute(aimed.actions[0])
+        assert driver.page.input_value("#q") == target
+        obs = observe(driver.capture())
+        q = next(e for e in obs.elements if e.role == "slider" and e.text.startswith("Quality"))
+
+
 def test_elements_cap_and_render(make_driver, server):
     driver = make_driver(viewport=(1280, 720))
     driver.goto(server.url("elements.html?many=400"))

@@ -325,3 +325,27 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 110, '"Score" is ticked; "Deep" is checked but not asked for; untick it.'), boxes, task)
     assert against_state(click(50, 110, '"Score" is ticked; "Deep featur" is checked but not asked for; untick it.'),
                          boxes, task)
+
+
+def test_slide_to_value_aims_a_drag_by_the_slider_scale():
+    from perception.observation import Range
+    from policy.grounding import slide_to_value
+
+    def slider(i, text, x, y, value, lo=0, hi=50, step=5):
+        return Element(index=i, role="slider", text=text, box=Box(x, y, 216, 16), value=str(value),
+                       range=Range(lo, hi, step, Box(x, y, 216, 16), inset=8))
+    screen = Observation(screenshot=None, width=800, height=600, elements=[
+        slider(0, "Volume 10", 100, 100, 10), slider(1, "Zoom 0", 100, 200, 0)])
+    drag = Step(thought='The "Volume" slider is at 10; drag its thumb to 31.',
+                actions=[Drag(start=Point(x=400, y=50), end=Point(x=500, y=50))])
+    aimed, moved = slide_to_value(drag, screen)
+    # 31 snaps to the step (30); the thumb's centre runs from x+8 to x+208 over 0..50
+    assert moved and aimed.actions[0].start == Point(x=148, y=108) and aimed.actions[0].end == Point(x=228, y=108)
+    zoom = Step(thought="Drag the thumb to 50.", actions=[Drag(start=Point(x=150, y=205), end=Point(x=9, y=9))])
+    assert slide_to_value(zoom, screen)[0].actions[0].end == Point(x=308, y=208)  # the slider under its start
+    lost = Step(thought="Drag the thumb to 50.", actions=[Drag(start=Point(x=700, y=500), end=Point(x=9, y=9))])
+    assert slide_to_value(lost, screen) == (lost, False)  # two sliders, none named or pointed at
+    plain = Step(thought='Drag "Save draft" to the bin.', actions=[Drag(start=Point(x=1, y=1), end=Point(x=9, y=9))])
+    assert slide_to_value(plain, screen) == (plain, False)
+    upright = Range(0, 10, 1, Box(0, 0, 20, 120), inset=10)  # a vertical slider's minimum is at the bottom
+    assert upright.point_of(0) == (10, 110) and upright.point_of(10) == (10, 10) and upright.point_of(99) == (10, 10)

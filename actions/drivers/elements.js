@@ -170,6 +170,26 @@
     return "";
   };
 
+  // A slider's scale, so a drag can be aimed at a value: min, max, step (null: any) and the track
+  // its thumb moves along (an ARIA slider's handle moves along its parent) with the thumb's inset.
+  const rangeOf = (el, ox, oy) => {
+    const num = (v, d) => { const n = parseFloat(v); return Number.isFinite(n) ? n : d; };
+    const r = el.getBoundingClientRect();
+    if (el.tagName === "INPUT" && (el.type || "").toLowerCase() === "range") {
+      const lo = num(el.min, 0), hi = num(el.max, 100);
+      if (!(hi > lo)) return null;
+      const st = el.step === "any" ? null : num(el.step, 1);
+      return {min: lo, max: hi, step: st, track: [r.left + ox, r.top + oy, r.width, r.height],
+        inset: Math.min(8, Math.min(r.width, r.height) / 2)};  // Chromium's default thumb: 16 px
+    }
+    if (el.getAttribute("role") !== "slider") return null;
+    const lo = num(el.getAttribute("aria-valuemin"), NaN), hi = num(el.getAttribute("aria-valuemax"), NaN);
+    if (!(hi > lo)) return null;
+    const p = el.parentElement && el.parentElement.getBoundingClientRect();
+    const t = p && (p.width > 2 * r.width || p.height > 2 * r.height) ? p : r;  // a handle moves along its parent
+    return {min: lo, max: hi, step: null, track: [t.left + ox, t.top + oy, t.width, t.height], inset: 0};
+  };
+
   const checkedOf = (el) => {
     if (el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio")) return el.checked;
     if (el.tagName === "OPTION") return el.selected;
@@ -242,6 +262,7 @@
       disabled: interactive ? !!(el.disabled || el.getAttribute("aria-disabled") === "true") : false,
       focused: el === active,
       interactive,
+      range: interactive ? rangeOf(el, ox, oy) : null,
       selector: (frameEl ? cssPath(frameEl) + " >>> " : "") + (el.getRootNode() instanceof ShadowRoot ? cssPath(el.getRootNode().host) + " >>> " : "") + cssPath(el),
     });
   };
@@ -372,6 +393,8 @@
   }
   ordered.forEach((e, i) => {
     e.index = i;
+    if (e.range === null) delete e.range;
+    else e.range.track = e.range.track.map((v, k) => Math.round((k === 0 ? v - area.x : k === 1 ? v - area.y : v) * 10) / 10);
     e.box = e.box.map((v) => Math.round(v * 10) / 10);
   });
   return {area, scroll, elements: ordered, total, title: document.title, visited, dpr: window.devicePixelRatio};

@@ -15,7 +15,7 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (against_state, box_states, claimed_state, false_claim, ground_step,
-                              off_screen, typed_from_task, typed_from_thought)
+                              off_screen, slide_to_value, typed_from_task, typed_from_thought)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -34,7 +34,8 @@ class MoEPolicy(BasePolicy):
 
     ``no_image`` / ``no_elements`` are ablations: the model sees a blank screenshot / no element list.
     ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
-    point missed it, and types a miscopied word as the task writes it (policy.grounding); ``grounded``
+    point missed it, aims a slider's drag at the value its thought sets, and types a miscopied word
+    as the task writes it (policy.grounding); ``grounded``
     says whether the last step was changed.
     ``constrain`` (on by default) decodes the points of actions as numbers (generate.PointGrammar).
     ``verify`` (on by default): when greedy decoding points at a name nothing on screen holds (one
@@ -165,9 +166,10 @@ class MoEPolicy(BasePolicy):
         if self.ground and not self.no_elements:
             task = task or observation.instruction
             step, moved = ground_step(step, observation, space, task)
+            step, slid = slide_to_value(step, observation, space)
             step, said = typed_from_thought(step)
             step, retyped = typed_from_task(step, task)
-            return step, moved or said or retyped
+            return step, moved or slid or said or retyped
         return step, False
 
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,
