@@ -195,6 +195,18 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     return [el for score, el in scored if score == best]
 
 
+_IN_ROW = re.compile(r'"([^"\n]{1,100})" (?:in the row of|in the same row as|next to) "([^"\n]{1,100})"', re.I)
+
+
+def _in_row(observation: Observation, control: str, row: str) -> bool:
+    """Whether a control carrying ``control`` is on screen level with an element carrying ``row``."""
+    def carrying(name: str) -> list[Element]:
+        return [el for el in observation.elements if 0 <= el.box.center[1] <= observation.height
+                and _score(el, [name]) is not None]
+    return any(el.interactive and abs(el.box.center[1] - r.box.center[1]) <= max(el.box.height, r.box.height) / 2
+               for el in carrying(control) for r in carrying(row))
+
+
 def off_screen(step: Step, observation: Observation, task: str) -> bool:
     """Whether ``step`` points at something that is not there: its first pointer action is not on a
     control without text (an icon, an input under its caption) and no element on screen carries
@@ -202,6 +214,7 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
 
     - any name the thought quotes, when it quotes a name the task quotes: ``Click "massa"`` while
       "massa" is on another tab, or further down a list; the right step is to look for it;
+    - a control ``"Details" in the row of "Ann"`` when only "Ann" is on screen;
     - else any name of the thought's target clause: a name the model made up or miscopied
       (``"Meter company" is checked but not asked for; untick it.`` with no such box; ``"ANicol"``
       for "Nicol").
@@ -211,12 +224,15 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
         return False
     if not set(names) & set(quoted(task)):
         names = _repair(target_names(step.thought), task, observation)
+    row = _IN_ROW.search(step.thought)
     for action in step.actions:
         if action.kind not in POINTER_KINDS:
             continue
         here = observation.element_at(action.point.x, action.point.y)
         if here is not None and here.interactive and not here.text.strip():
             return False
+        if row and not _in_row(observation, _fold(row.group(1)), _fold(row.group(2))):
+            return True  # the control is not on screen in that row (further right, further down)
         return bool(names) and not named_elements(observation, names)
     return False
 

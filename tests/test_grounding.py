@@ -187,6 +187,17 @@ def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries()
                                actions=[Scroll(point=Point(x=400, y=300), direction="down")]), tabs, task)
     shown = Observation(screenshot=None, width=800, height=600, elements=[*tabs.elements, el(5, "link", "massa", 20, 400)])
     assert not off_screen(click(70, 115, 'The link "massa" is on this tab; click it.'), shown, task)
+    table = Observation(screenshot=None, width=800, height=600, elements=[  # the buttons are further right
+        el(0, "text", "Letter entry", 20, 100, interactive=False), el(1, "button", "Details", 600, 200)])
+    row_task = 'Click "Details" in the row where Name is "Letter entry".'
+    press = 'Click "Details" in the row of "Letter entry" because that row matches.'
+    assert off_screen(click(700, 105, press), table, row_task)
+    wide = Observation(screenshot=None, width=800, height=600, elements=[
+        *table.elements, el(2, "button", "Details", 600, 100)])
+    assert not off_screen(click(650, 115, press), wide, row_task)
+    labelled = Observation(screenshot=None, width=800, height=600, elements=[  # buttons named with their row
+        el(0, "button", "Details Letter entry", 600, 100), el(1, "button", "Details Cup", 600, 200)])
+    assert not off_screen(click(650, 115, press), labelled, row_task)
 
 
 def test_claimed_state_is_the_state_the_element_list_gives():
