@@ -92,6 +92,12 @@ def test_scroll_window_and_inner_div(actions_page):
     assert d.execute(Scroll(point=inner, direction="down", amount=2)).ok
     assert d.execute(Scroll(point=inner, direction="right", amount=1)).ok
     assert d.page.evaluate("[inner.scrollTop, inner.scrollLeft, scrollY]") == [200, 100, 0]
+    # Beside the list, where nothing scrolls sideways: the wheel goes to the nearest area that does.
+    r = d.execute(Scroll(point=P(100, 300), direction="right", amount=1))
+    assert r.ok and "scrolled the nearest area" in r.info["warning"]
+    assert d.page.evaluate("[inner.scrollLeft, scrollX]") == [200, 0]
+    r = d.execute(Scroll(point=P(100, 300), direction="down", amount=1))  # the page scrolls down: as asked
+    assert "warning" not in r.info and d.page.evaluate("[inner.scrollTop, scrollY]") == [200, 100]
 
 
 def test_point_outside_area_is_a_model_error(actions_page):

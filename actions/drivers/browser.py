@@ -127,6 +127,36 @@ _SETTLE_JS = """({quiet, timeout}) => new Promise((resolve) => {
   requestAnimationFrame(check);
 })""".replace("MARK", _MARK_JS)
 
+# Where a wheel in ``dir`` does something: null when something under (x, y) (or the page) can still
+# scroll that way; else the centre of the visible part of the nearest container inside the observed
+# area that can (a "scroll right in the list" aimed beside the list would move nothing).
+_SCROLL_AIM_JS = """([x, y, dir, ax, ay, aw, ah]) => {
+  const root = document.scrollingElement || document.documentElement;
+  const horizontal = dir === "left" || dir === "right";
+  const can = (el) => {
+    if (el !== root) {
+      const s = getComputedStyle(el);
+      if (!/(auto|scroll|overlay)/.test(horizontal ? s.overflowX : s.overflowY)) return false;
+    }
+    if (dir === "down") return el.scrollTop + el.clientHeight < el.scrollHeight - 1;
+    if (dir === "up") return el.scrollTop > 0;
+    if (dir === "right") return el.scrollLeft + el.clientWidth < el.scrollWidth - 1;
+    return el.scrollLeft > 0;
+  };
+  for (let n = document.elementFromPoint(x, y); n; n = n.parentElement) if (can(n)) return null;
+  if (can(root)) return null;
+  let best = null, bd = Infinity;
+  for (const el of document.body ? document.body.querySelectorAll("*") : []) {
+    if ((horizontal ? el.scrollWidth - el.clientWidth : el.scrollHeight - el.clientHeight) < 2 || !can(el)) continue;
+    const r = el.getBoundingClientRect();
+    const x1 = Math.max(r.left, ax), y1 = Math.max(r.top, ay), x2 = Math.min(r.right, ax + aw), y2 = Math.min(r.bottom, ay + ah);
+    if (x2 - x1 < 8 || y2 - y1 < 8) continue;
+    const d = Math.hypot(x - Math.min(Math.max(x, x1), x2), y - Math.min(Math.max(y, y1), y2));
+    if (d < bd) { bd = d; best = [(x1 + x2) / 2, (y1 + y2) / 2]; }
+  }
+  return best;
+}"""
+
 _FOCUS_JS = """() => {
   let a = document.activeElement;
   while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
@@ -497,7 +527,7 @@ class BrowserDriver:
                                                         f"{round(aw)}x{round(ah)} screen")
             self._blocked.clear()
             started = time.monotonic()
-            result = self._perform(action, ox, oy)
+            result = self._perform(action, (ox, oy, aw, ah))
             if action.kind not in ("wait", "navigate", "back"):
                 self._settle(started)
             if self._blocked:
@@ -506,7 +536,8 @@ class BrowserDriver:
                                                     f"the allowed origins", info={"blocked": list(dict.fromkeys(self._blocked))})
             return result
 
-    def _perform(self, a: Action, ox: float, oy: float) -> ActionResult:
+    def _perform(self, a: Action, area: tuple[float, float, float, float]) -> ActionResult:
+        ox, oy = area[0], area[1]
         mouse, keyboard = self.page.mouse, self.page.keyboard
         if isinstance(a, Click):
             mouse.click(a.point.x + ox, a.point.y + oy)
@@ -525,11 +556,18 @@ class BrowserDriver:
             mouse.move(a.end.x + ox, a.end.y + oy, steps=8)
             mouse.up()
         elif isinstance(a, Scroll):
-            mouse.move(a.point.x + ox, a.point.y + oy)
+            x, y = a.point.x + ox, a.point.y + oy
+            aim = self.page.evaluate(_SCROLL_AIM_JS, [x, y, a.direction, *area])
+            mouse.move(*(aim or (x, y)))
             d = 100.0 * a.amount
             dx = {"left": -d, "right": d}.get(a.direction, 0.0)
             dy = {"up": -d, "down": d}.get(a.direction, 0.0)
             mouse.wheel(dx, dy)
+            if aim:
+                return ActionResult(ok=True, info={"warning": f"nothing at ({_fmt(a.point.x)},{_fmt(a.point.y)}) "
+                                                              f"scrolls {a.direction}; scrolled the nearest area that "
+                                                              f"does, at ({_fmt(aim[0] - ox)},{_fmt(aim[1] - oy)})"}
+                                    )
         elif isinstance(a, Type):
             focused = bool(self.page.evaluate(_FOCUS_JS))
             if a.text:
