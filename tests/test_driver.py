@@ -311,6 +311,10 @@ def test_icons_and_hover_wrappers(driver, server):
     # class, by an <svg>'s <title>; a 100 px picture is not an icon.
     assert icons == [("icon", "like", True), ("icon", "reply", None), ("icon", "heart o", None),
                      ("icon", "Close", None)]
+    # Swatches: a blank box in a colour of its own is named by it (a named colour, else the hue's
+    # family); one in its backdrop's colour, without a border, is layout.
+    swatches = [(e["text"], e.get("checked")) for e in driver.capture().elements if e["role"] == "swatch"]
+    assert swatches == [("red", None), ("dark green", True), ("white", None)]
     # A box that turns cursor:pointer under the mouse, around lines of text (an open menu's items):
     # each line is its own element, not one clickable holding them all.
     driver.page.hover("#pop")

@@ -140,6 +140,50 @@
     if (el.id && /^[A-Za-z][A-Za-z-_]{1,30}$/.test(el.id)) return words(el.id);
     return "";
   };
+  // Swatches: a small box with no text and no picture whose own solid colour stands out from what
+  // is behind it (a colour choice, a product variant), named by the nearest common colour name.
+  const COLORS = {black: [0, 0, 0], white: [255, 255, 255], grey: [128, 128, 128], silver: [192, 192, 192],
+    red: [255, 0, 0], maroon: [128, 0, 0], orange: [255, 165, 0], gold: [255, 215, 0], yellow: [255, 255, 0],
+    olive: [128, 128, 0], lime: [0, 255, 0], green: [0, 128, 0], teal: [0, 128, 128], cyan: [0, 255, 255],
+    blue: [0, 0, 255], navy: [0, 0, 128], purple: [128, 0, 128], magenta: [255, 0, 255], pink: [255, 192, 203],
+    brown: [165, 42, 42]};
+  const rgba = (c) => { const m = /rgba?\(([^)]+)\)/.exec(c || ""); if (!m) return null;
+    const v = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
+  const backdrop = (el) => {
+    for (let n = el.parentElement; n; n = n.parentElement) {
+      const c = rgba(getComputedStyle(n).backgroundColor);
+      if (c && c[3] > 0.5) return c;
+    }
+    return [255, 255, 255, 1];
+  };
+  // A named colour when it is one (within a few units), else the hue's family ("dark green").
+  const HUES = [[15, "red"], [40, "orange"], [70, "yellow"], [165, "green"], [195, "cyan"], [255, "blue"],
+    [285, "purple"], [345, "magenta"], [360, "red"]];
+  const colorName = (c) => {
+    for (const [name, v] of Object.entries(COLORS)) {
+      if (Math.abs(c[0] - v[0]) + Math.abs(c[1] - v[1]) + Math.abs(c[2] - v[2]) <= 12) return name;
+    }
+    const [r, g, b] = c.slice(0, 3).map((v) => v / 255);
+    const hi = Math.max(r, g, b), lo = Math.min(r, g, b), l = (hi + lo) / 2, d = hi - lo;
+    if (d < 0.12) return l > 0.85 ? "white" : l < 0.15 ? "black" : "grey";
+    let h = hi === r ? ((g - b) / d) % 6 : hi === g ? (b - r) / d + 2 : (r - g) / d + 4;
+    h = (h * 60 + 360) % 360;
+    const hue = HUES.find(([end]) => h < end)[1];
+    return (l > 0.7 ? "light " : l < 0.3 ? "dark " : "") + hue;
+  };
+  const swatchColor = (el, style) => {
+    if (el.children.length || clean(el.textContent) || pictureOf(el, style)) return "";
+    const r = el.getBoundingClientRect();
+    if (r.width < 8 || r.height < 8 || r.width > 120 || r.height > 120) return "";
+    if (r.width > 2 * r.height || r.height > 2 * r.width) return "";  // a bar or a strip: layout
+    const c = rgba(style.backgroundColor);
+    if (!c || c[3] <= 0.5) return "";
+    const b = backdrop(el), edge = rgba(style.borderTopColor);
+    const framed = parseFloat(style.borderTopWidth) >= 1 && style.borderTopStyle !== "none" && edge && edge[3] > 0.5;
+    if (!framed && Math.abs(c[0] - b[0]) + Math.abs(c[1] - b[1]) + Math.abs(c[2] - b[2]) < 30) return "";
+    return colorName(c);
+  };
+
   const iconState = (el) => (Array.from(el.classList).some((c) => ICON_STATE_CLASS.test(c)) ? true : null);
 
   const textOf = (el, r) => {
@@ -252,6 +296,7 @@
     if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
     let rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
     if (kind === "icon") { rl = "icon"; as = as || {role: rl, checked: iconState(el)}; }
+    if (kind === "swatch") { rl = "swatch"; as = as || {role: rl, checked: iconState(el)}; }
     const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
     if (!interactive && !text) return;
     found.push({
@@ -340,6 +385,8 @@
       return;
     }
     if (kind !== "strong" && isIcon(el, style)) { emit(el, "icon", ox, oy, frameClip, frameEl, iconName(el, style)); return; }
+    const swatch = kind !== "strong" && swatchColor(el, style);
+    if (swatch) { emit(el, "swatch", ox, oy, frameClip, frameEl, swatch); return; }
     if (kind === "weak") {
       // A wrapper with several lines of text (a hover-pointer box around an open menu's items) or
       // none of its own around pictures: what a user sees and clicks is its parts.

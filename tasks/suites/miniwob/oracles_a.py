@@ -77,7 +77,7 @@ def click_color(ctx: OracleContext):
     want = _rgb(ctx, color)
     for b in boxes:
         if ctx.js("(e) => getComputedStyle(e).backgroundColor", b) == want:
-            return f"The {color} box is the one asked for; click it.", ctx.click(b)
+            return f'The "{color}" box is the one asked for; click it.', ctx.click(b)
     raise OracleError(f"click-color: no box of colour {color!r}")
 
 
