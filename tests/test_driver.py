@@ -312,7 +312,7 @@ def test_icons_and_hover_wrappers(driver, server):
     assert icons == [("icon", "like", True), ("icon", "reply", None), ("icon", "heart o", None),
                      ("icon", "Close", None)]
     # Swatches: a blank box in a colour of its own is named by it (a named colour, else the hue's
-    # family); one in its backdrop's colour, without a border, is layout.
+    # family), also inside a line of text; one in its backdrop's colour, without a border, is layout.
     swatches = [(e["text"], e.get("checked")) for e in driver.capture().elements if e["role"] == "swatch"]
     assert swatches == [("red", None), ("dark green", True), ("white", None)]
     # A box that turns cursor:pointer under the mouse, around lines of text (an open menu's items):

@@ -323,8 +323,9 @@
     for (const c of el.children) {
       if (!INLINE.has(c.tagName)) return false;
       if (c.matches(NATIVE_CONTROLS) || c.hasAttribute("onclick") || c.hasAttribute("role")) return false;
-      const cc = getComputedStyle(c).cursor;
+      const cs = getComputedStyle(c), cc = cs.cursor;
       if (cc === "pointer" && cursor !== "pointer") return false;
+      if (!c.children.length && (isIcon(c, cs) || swatchColor(c, cs))) return false;  // a picture in the text
       if (c.children.length && !onlyInline(c, cc)) return false;
     }
     return true;
