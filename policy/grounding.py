@@ -277,12 +277,48 @@ _AFFIX = re.compile(r'"([^"\n]{1,100})",? (?:which )?(starts|begins|ends) with "
 _AFFIX_FIRST = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})" is "([^"\n]{1,100})"', re.I)
 
 
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+_MONTH = r"(" + "|".join(MONTHS) + r")"
+_DATE_HEAD = re.compile(r"\b(\d{1,2})/\d{1,2}/\d{4} is$")
+
+
+def said_month(text: str) -> int | None:
+    """The month (1-12) of the ``MM/DD/YYYY`` date that ``text`` ends in writing out (``… 09/20/2016
+    is``): the next word is that month's name. None otherwise."""
+    m = _DATE_HEAD.search(text)
+    return int(m.group(1)) if m and 1 <= int(m.group(1)) <= 12 else None
+_DATE_IS = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}) is " + _MONTH + r" (\d{1,2}), (\d{4})", re.I)
+_SHOWS = re.compile(_MONTH + r" (\d{1,2}), (\d{4})\b.*?\bshows " + _MONTH + r" (\d{4}): (go back|go forward|click)",
+                    re.I | re.S)
+
+
+def _false_date(thought: str) -> bool:
+    """A date written two ways that are not the same date (``09/20/2016 is December 20, 2016``), or a
+    calendar step that does not follow from the month wanted and the month shown (``May 29, 2016;
+    the calendar shows June 2016: click day "29"``)."""
+    for m in _DATE_IS.finditer(thought):
+        if (int(m.group(1)), int(m.group(2)), m.group(3)) != (MONTHS.index(m.group(4).lower()) + 1,
+                                                               int(m.group(5)), m.group(6)):
+            return True
+    for m in _SHOWS.finditer(thought):
+        want = int(m.group(3)) * 12 + MONTHS.index(m.group(1).lower())
+        shown = int(m.group(5)) * 12 + MONTHS.index(m.group(4).lower())
+        step = m.group(6).lower()
+        if step != ("go back" if want < shown else "go forward" if want > shown else "click"):
+            return True
+    return False
+
+
 def false_claim(step: Step) -> bool:
-    """Whether the thought says of a quoted text that it starts or ends with another when it does
-    not (``"Honduras" starts with "Ho" and ends with "Kong"``, ``the suggestion that ends with
-    "Kong" is "Honduras"``): a small model that copies the first suggestion of a list and states the
-    task's test as passed."""
+    """Whether the thought contradicts itself on a fact it can be checked on: it says of a quoted
+    text that it starts or ends with another when it does not (``"Honduras" starts with "Ho" and
+    ends with "Kong"``, ``the suggestion that ends with "Kong" is "Honduras"``: a small model copies
+    the first suggestion of a list and states the task's test as passed), or writes a date two ways
+    that differ, or takes a calendar step the months it names do not call for (``_false_date``)."""
     thought = step.thought or ""
+    if _false_date(thought):
+        return True
     claims = [(m.group(1), m.group(2), m.group(3)) for m in _AFFIX.finditer(thought)]
     claims += [(m.group(1), m.group(4), m.group(5)) for m in _AFFIX.finditer(thought) if m.group(4)]
     claims += [(m.group(3), m.group(1), m.group(2)) for m in _AFFIX_FIRST.finditer(thought)]
@@ -354,6 +390,33 @@ def slide_to_value(step: Step, observation: Observation, space: CoordinateSpace 
     actions = list(step.actions)
     actions[drags[0]] = drag.model_copy(update={"start": start, "end": end})
     return dataclasses.replace(step, actions=actions), True
+
+
+_SHOWN_STEP = re.compile(_MONTH + r" \d{1,2}, (\d{4})\b[^.]*?\bshows " + _MONTH + r" (\d{4}):( go)?$", re.I | re.S)
+STATE_WORDS = (" checked", " ticked", " unchecked")
+STEER_TRIGGERS = (" is", " are", ":", " go")  # the words after which ``next_word`` may decide the next
+
+
+def next_word(text: str, states: dict[str, bool]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Where ``text`` (a response being written, ending in one of ``STEER_TRIGGERS``) reaches a word
+    a fact decides: the words that could go there and the true ones. A box's state after ``"A" is``
+    (``states``: box_states; claimed_state), a date's month after ``09/20/2016 is`` (said_month), a
+    calendar's step after ``September 20, 2016; the calendar shows July 2016:`` (``go`` or
+    ``click``) and after its ``go`` (``back`` or ``forward``). None elsewhere."""
+    month = said_month(text)
+    if month is not None:
+        return tuple(" " + m.capitalize() for m in MONTHS), (" " + MONTHS[month - 1].capitalize(),)
+    m = _SHOWN_STEP.search(text)
+    if m:
+        want = int(m.group(2)) * 12 + MONTHS.index(m.group(1).lower())
+        shown = int(m.group(4)) * 12 + MONTHS.index(m.group(3).lower())
+        if m.group(5):
+            return (" back", " forward"), ((" back",) if want < shown else (" forward",) if want > shown else ())
+        return (" go", " click"), ((" click",) if want == shown else (" go",))
+    state = claimed_state(text, states) if states else None
+    if state is None:
+        return None
+    return STATE_WORDS, ((" ticked", " checked") if state else (" unchecked",))
 
 
 def ground_step(step: Step, observation: Observation, space: CoordinateSpace | None = None,

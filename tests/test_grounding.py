@@ -303,9 +303,22 @@ def test_false_claim_checks_starts_and_ends_with():
     assert false_claim(click(10, 10, 'The field holds "Chad", which starts with "Ba"; click "Submit".'))
     assert not false_claim(click(10, 10, 'The field holds "chad", which ends with "HAD"; click "Submit".'))
     assert not false_claim(click(10, 10, 'Click "Submit".'))
+    cal = '{}; the calendar shows {}: {}.'
+    assert false_claim(click(10, 10, cal.format("09/20/2016 is December 20, 2016", "December 2016", 'click day "20"')))
+    assert false_claim(click(10, 10, cal.format("05/29/2016 is May 29, 2016", "June 2016", 'click day "29"')))
+    assert false_claim(click(10, 10, cal.format("05/29/2016 is May 29, 2016", "April 2016", "go back a month")))
+    assert not false_claim(click(10, 10, cal.format("05/29/2016 is May 29, 2016", "June 2016", "go back a month")))
+    assert not false_claim(click(10, 10, cal.format("05/29/2016 is May 29, 2016", "May 2016", 'click day "29"')))
+    assert not false_claim(click(10, 10, cal.format("12/01/2015 is December 1, 2015", "January 2016", "go back a month")))
     first = 'The suggestion that ends with "Kong" is "{}"; pick it.'
     assert false_claim(click(10, 10, first.format("Honduras")))
     assert not false_claim(click(10, 10, first.format("Hong Kong")))
+
+
+def test_said_month_is_the_month_of_the_date_being_written_out():
+    from policy.grounding import said_month
+    assert said_month("Thought: 09/20/2016 is") == 9 and said_month("x 1/2/2016 is") == 1
+    assert said_month("Thought: 09/20/2016 is September") is None and said_month("13/01/2016 is") is None
 
 
 def test_against_state_flags_a_click_that_undoes_a_right_box():

@@ -426,7 +426,7 @@ def test_the_policy_writes_the_state_a_box_has():
     obs = Observation(screenshot(), 160, 210, elements=[
         Element(index=0, role="checkbox", text="Pipeline poll", box=Box(20, 100, 20, 20), checked=True),
         Element(index=1, role="checkbox", text="Payment newsletter", box=Box(20, 140, 20, 20), checked=False)])
-    assert box_states(obs) and pol._state_words is not None
+    assert box_states(obs)
     steer = pol._steer(obs)
     tick, uncheck = pol.tokenizer.encode(" ticked")[0], pol.tokenizer.encode(" unchecked")[0]
     these, those = steer(0, pol.tokenizer.encode('Thought: "Pipeline poll" is'))
@@ -434,6 +434,16 @@ def test_the_policy_writes_the_state_a_box_has():
     assert list(steer(0, pol.tokenizer.encode('Thought: "Payment newsletter" is'))[1]) == [uncheck]
     assert steer(0, pol.tokenizer.encode('Thought: "Pipeline poll" is ticked;')) is None
     assert load_builtin(verify=False)._steer(obs) is None
+    # the month after a date in digits is the date's, boxes on screen or not
+    sept, dec = pol.tokenizer.encode(" September")[0], pol.tokenizer.encode(" December")[0]
+    these, those = pol._steer(Observation(screenshot(), 160, 210))(0, pol.tokenizer.encode("Thought: 09/20/2016 is"))
+    assert dec in these and list(those) == [sept]
+    assert steer(0, pol.tokenizer.encode("Thought: 13/20/2016 is")) is None
+    cal = "Thought: 09/20/2016 is September 20, 2016; the calendar shows {}"
+    go, click, back = (pol.tokenizer.encode(w)[0] for w in (" go", " click", " back"))
+    assert list(steer(0, pol.tokenizer.encode(cal.format("September 2016:")))[1]) == [click]
+    assert list(steer(0, pol.tokenizer.encode(cal.format("October 2016:")))[1]) == [go]
+    assert list(steer(0, pol.tokenizer.encode(cal.format("October 2016: go")))[1]) == [back]
 
 
 def test_verification_samples_branch_off_the_greedy_thought():

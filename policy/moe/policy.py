@@ -14,7 +14,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (against_state, box_states, claimed_state, false_claim, ground_step,
+from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, ground_step, next_word,
                               off_screen, slide_to_value, typed_from_task, typed_from_thought)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
@@ -46,7 +46,9 @@ class MoEPolicy(BasePolicy):
     starts or ends with what it does not (grounding.false_claim).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
-    true one.
+    true one; likewise the month a thought names for a date it has just written in digits
+    (``09/20/2016 is`` … ``September``) and the step it takes from the month it wants and the month a
+    calendar shows (``go back``, ``go forward``, ``click``; grounding.next_word).
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
@@ -63,12 +65,8 @@ class MoEPolicy(BasePolicy):
         self.no_image, self.no_elements = no_image, no_elements
         self.ground, self.grounded, self.verify = ground, False, verify
         self.grammar = PointGrammar.from_tokenizer(tokenizer, model.cfg.vocab_size) if constrain else None
-        one = {w: tokenizer.encode(w) for w in (" is", " are", " checked", " ticked", " unchecked")}
-        # the words that end a claim's head, the state words, and those true of a checked box / not
-        self._state_words = None if any(len(ids) != 1 for ids in one.values()) else {
-            "heads": {one[" is"][0], one[" are"][0]},
-            "any": {one[w][0] for w in (" checked", " ticked", " unchecked")},
-            True: [one[" ticked"][0], one[" checked"][0]], False: [one[" unchecked"][0]]}
+        self._word_ids: dict[str, int | None] = {}  # one-token words of the steer's rules
+        self._triggers = {self._word_id(w) for w in STEER_TRIGGERS} - {None}
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
         self.decode_threads = decode_threads  # one-token steps are faster on one thread (tiny matmuls)
@@ -112,22 +110,33 @@ class MoEPolicy(BasePolicy):
         self.last_ms = (time.perf_counter() - t0) * 1000
         return self.last_text
 
+    def _word_id(self, word: str) -> int | None:
+        """The token of ``word`` when it is one token, else None."""
+        if word not in self._word_ids:
+            ids = self.tokenizer.encode(word)
+            self._word_ids[word] = ids[0] if len(ids) == 1 else None
+        return self._word_ids[word]
+
     def _steer(self, observation: Observation | None):
-        """generate's ``steer``: after ``"A" is`` about boxes the element list knows, a state word is
-        the true one (grounding.claimed_state). None when there is nothing to check."""
-        words = self._state_words
-        if not self.verify or self.no_elements or observation is None or words is None:
+        """generate's ``steer``: where the response reaches a word a fact decides (grounding.next_word:
+        a box's state after ``"A" is``, a date's month after ``09/20/2016 is``, a calendar's step after
+        ``… the calendar shows July 2016:``), the word written is a true one. None when verification
+        is off."""
+        if not self.verify or self.no_elements or observation is None or not self._triggers:
             return None
         states = box_states(observation)
-        if not states:
-            return None
-        decode = self.tokenizer.decode
+        decode, word_id = self.tokenizer.decode, self._word_id
 
         def steer(row: int, ids: list[int]):
-            if not ids or ids[-1] not in words["heads"]:
+            if not ids or ids[-1] not in self._triggers:
                 return None
-            state = claimed_state(decode(ids), states)
-            return None if state is None else (words["any"], words[state])
+            rule = next_word(decode(ids), states)
+            if rule is None:
+                return None
+            these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
+            if None in these or None in those or not those:
+                return None
+            return set(these), those
         return steer
 
     def _branch(self, steer, samples: int):
