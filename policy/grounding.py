@@ -272,8 +272,6 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
 
 _AFFIX = re.compile(r'"([^"\n]{1,100})",? (?:which )?(starts|begins|ends) with "([^"\n]{1,100})"'
                     r'(?: and (starts|begins|ends) with "([^"\n]{1,100})")?', re.I)
-
-
 _AFFIX_FIRST = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})" is "([^"\n]{1,100})"', re.I)
 
 
@@ -281,6 +279,9 @@ MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augus
           "november", "december")
 _MONTH = r"(" + "|".join(MONTHS) + r")"
 _DATE_HEAD = re.compile(r"\b(\d{1,2})/\d{1,2}/\d{4} is$")
+_DATE_IS = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}) is " + _MONTH + r" (\d{1,2}), (\d{4})", re.I)
+_SHOWS = re.compile(_MONTH + r" (\d{1,2}), (\d{4})\b.*?\bshows " + _MONTH + r" (\d{4}): (go back|go forward|click)",
+                    re.I | re.S)
 
 
 def said_month(text: str) -> int | None:
@@ -288,9 +289,6 @@ def said_month(text: str) -> int | None:
     is``): the next word is that month's name. None otherwise."""
     m = _DATE_HEAD.search(text)
     return int(m.group(1)) if m and 1 <= int(m.group(1)) <= 12 else None
-_DATE_IS = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}) is " + _MONTH + r" (\d{1,2}), (\d{4})", re.I)
-_SHOWS = re.compile(_MONTH + r" (\d{1,2}), (\d{4})\b.*?\bshows " + _MONTH + r" (\d{4}): (go back|go forward|click)",
-                    re.I | re.S)
 
 
 def _false_date(thought: str) -> bool:

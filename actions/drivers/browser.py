@@ -564,10 +564,10 @@ class BrowserDriver:
             dy = {"up": -d, "down": d}.get(a.direction, 0.0)
             mouse.wheel(dx, dy)
             if aim:
+                where = f"({_fmt(aim[0] - ox)},{_fmt(aim[1] - oy)})"
                 return ActionResult(ok=True, info={"warning": f"nothing at ({_fmt(a.point.x)},{_fmt(a.point.y)}) "
-                                                              f"scrolls {a.direction}; scrolled the nearest area that "
-                                                              f"does, at ({_fmt(aim[0] - ox)},{_fmt(aim[1] - oy)})"}
-                                    )
+                                                              f"scrolls {a.direction}; scrolled the nearest area "
+                                                              f"that does, at {where}"})
         elif isinstance(a, Type):
             focused = bool(self.page.evaluate(_FOCUS_JS))
             if a.text:

@@ -141,7 +141,7 @@
     return "";
   };
   // Swatches: a small box with no text and no picture whose own solid colour stands out from what
-  // is behind it (a colour choice, a product variant), named by the nearest common colour name.
+  // is behind it, or framed by a border (a colour choice, a product variant), named by its colour.
   const COLORS = {black: [0, 0, 0], white: [255, 255, 255], grey: [128, 128, 128], silver: [192, 192, 192],
     red: [255, 0, 0], maroon: [128, 0, 0], orange: [255, 165, 0], gold: [255, 215, 0], yellow: [255, 255, 0],
     olive: [128, 128, 0], lime: [0, 255, 0], green: [0, 128, 0], teal: [0, 128, 128], cyan: [0, 255, 255],
@@ -391,8 +391,9 @@
     if (kind === "weak") {
       // A wrapper with several lines of text (a hover-pointer box around an open menu's items) or
       // none of its own around pictures: what a user sees and clicks is its parts.
-      const inner = el.children.length ? clean(el.innerText) : "x";
-      if (el.querySelector(CONTROLS) || el.shadowRoot || /\n\s*\S/.test(el.innerText.trim()) || (!inner && !labelOf(el) && !el.title)) {
+      const lines = /\n\s*\S/.test(el.innerText.trim());
+      const blank = el.children.length > 0 && !clean(el.innerText) && !labelOf(el) && !el.title;
+      if (el.querySelector(CONTROLS) || el.shadowRoot || lines || blank) {
         // A label or clickable wrapper around real controls (jQuery UI's menu: a cursor:pointer <li>
         // around its <div role=menuitem> and its submenu's): list the controls, keep its own text.
         const t = directText(el);

@@ -35,15 +35,15 @@ class MoEPolicy(BasePolicy):
     ``no_image`` / ``no_elements`` are ablations: the model sees a blank screenshot / no element list.
     ``ground`` (on by default) moves a click onto the element its thought quotes when the model's
     point missed it, aims a slider's drag at the value its thought sets, and types a miscopied word
-    as the task writes it (policy.grounding); ``grounded``
-    says whether the last step was changed.
+    as the task writes it (policy.grounding); ``grounded`` says whether the last step was changed.
     ``constrain`` (on by default) decodes the points of actions as numbers (generate.PointGrammar).
     ``verify`` (on by default): when greedy decoding points at a name nothing on screen holds (one
     the task quotes, or one it made up; grounding.off_screen), a few samples are drawn and the most
     likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
     repeated action; likewise when its thought contradicts the box it clicks (ticks a ticked one,
     calls one the task quotes "not asked for"; grounding.against_state), or says a text it picks
-    starts or ends with what it does not (grounding.false_claim).
+    starts or ends with what it does not, writes a date two ways that differ, or takes a calendar
+    step its months do not call for (grounding.false_claim).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one; likewise the month a thought names for a date it has just written in digits
