@@ -327,6 +327,35 @@ def false_claim(step: Step) -> bool:
     return False
 
 
+_UNASKED = re.compile(r'"([^"\n]{1,100})" is checked but not asked for; untick it\W*$', re.I)
+
+
+def untick_unasked(step: Step, observation: Observation, task: str,
+                   space: CoordinateSpace | None = None) -> tuple[Step, bool]:
+    """``step`` aimed at the one box on screen that is checked and not asked for, when its thought
+    unticks a box "not asked for" that is asked for or not there (``"Planet village" is checked but
+    not asked for; untick it.`` while "Refund" is the checked box the task does not name), and
+    whether it changed. The model saw that a box is to be unticked and slipped in naming it; the
+    thought is rewritten with the box's name, so the history says what was done."""
+    m = _UNASKED.search(step.thought or "")
+    asked = quoted(task)
+    clicks = [i for i, a in enumerate(step.actions) if a.kind == "click"]
+    if not m or not asked or not clicks:
+        return step, False
+    named = [el for el in named_elements(observation, [_fold(m.group(1))]) if el.checked is not None]
+    if named and not any(_fold(el.text) in asked for el in named):
+        return step, False  # it names a box that is indeed not asked for
+    extra = [el for el in observation.elements if el.interactive and el.role in TICK_ROLES and el.checked
+             and _fold(el.text) and _fold(el.text) not in asked]
+    if len(extra) != 1:
+        return step, False
+    box = extra[0]
+    thought = step.thought[:m.start(1)] + box.text + step.thought[m.end(1):]
+    actions = list(step.actions)
+    actions[clicks[0]] = actions[clicks[0]].model_copy(update={"point": _on_grid(*box.box.center, space)})
+    return dataclasses.replace(step, thought=thought, actions=actions), True
+
+
 def box_states(observation: Observation) -> dict[str, bool]:
     """Folded name -> checked, for the checkable controls on screen whose name has one state."""
     seen: dict[str, set[bool]] = {}
@@ -392,15 +421,34 @@ def slide_to_value(step: Step, observation: Observation, space: CoordinateSpace 
 
 _SHOWN_STEP = re.compile(_MONTH + r" \d{1,2}, (\d{4})\b[^.]*?\bshows " + _MONTH + r" (\d{4}):( go)?$", re.I | re.S)
 STATE_WORDS = (" checked", " ticked", " unchecked")
-STEER_TRIGGERS = (" is", " are", ":", " go")  # the words after which ``next_word`` may decide the next
+STEER_TRIGGERS = (" is", " are", ":", " go", ";")  # the words after which ``next_word`` may decide the next
+_TICKED_CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are) (?:ticked|checked)(?=;)')
 
 
-def next_word(text: str, states: dict[str, bool]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def _all_claimed(text: str, states: dict[str, bool], asked: list[str]) -> bool | None:
+    """After a claim that asked boxes are ticked (``…; "B" is ticked;``) in a thought that has
+    claimed only asked boxes: whether no other box is left to name — every asked box claimed, and
+    no box the task does not ask for checked on screen. None when ``text`` is not there."""
+    if not asked or not re.search(r'" (?:is|are) (?:ticked|checked);$', text):
+        return None
+    claimed = {n for m in _TICKED_CLAIM.finditer(text) for n in quoted(m.group(1))}
+    if not claimed or not claimed <= set(asked):
+        return None
+    return set(asked) <= claimed and not any(on for name, on in states.items() if name not in asked)
+
+
+def next_word(text: str, states: dict[str, bool],
+              asked: list[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """Where ``text`` (a response being written, ending in one of ``STEER_TRIGGERS``) reaches a word
     a fact decides: the words that could go there and the true ones. A box's state after ``"A" is``
     (``states``: box_states; claimed_state), a date's month after ``09/20/2016 is`` (said_month), a
     calendar's step after ``September 20, 2016; the calendar shows July 2016:`` (``go`` or
-    ``click``) and after its ``go`` (``back`` or ``forward``). None elsewhere."""
+    ``click``) and after its ``go`` (``back`` or ``forward``), and after the claims that the boxes
+    the task asks for (``asked``: its quoted names) are ticked, whether another box is named or
+    ``no other box is checked`` follows (``_all_claimed``). None elsewhere."""
+    done = _all_claimed(text, states, list(asked))
+    if done is not None:
+        return (" ", " no"), ((" no",) if done else (" ",))
     month = said_month(text)
     if month is not None:
         return tuple(" " + m.capitalize() for m in MONTHS), (" " + MONTHS[month - 1].capitalize(),)

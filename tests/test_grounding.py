@@ -315,6 +315,36 @@ def test_false_claim_checks_starts_and_ends_with():
     assert not false_claim(click(10, 10, first.format("Hong Kong")))
 
 
+def test_next_word_after_the_claims_of_the_asked_boxes():
+    from policy.grounding import next_word
+    asked = ["deep feature", "score"]
+    right = {"deep feature": True, "score": True, "trail": False}
+    both = 'Thought: "Deep feature" is ticked; "Score" is ticked;'
+    assert next_word(both, right, asked) == ((" ", " no"), (" no",))  # nothing else to name
+    assert next_word(both, {**right, "trail": True}, asked) == ((" ", " no"), (" ",))  # "Trail" is to be named
+    assert next_word('Thought: "Deep feature" is ticked;', right, asked) == ((" ", " no"), (" ",))  # "Score" next
+    assert next_word(both, right, []) is None  # a task that asks for no box by name
+    assert next_word('Thought: "Trail" is checked but not asked for;', right, asked) is None
+
+
+def test_untick_unasked_aims_at_the_one_box_not_asked_for():
+    from policy.grounding import against_state, untick_unasked
+    boxes = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "checkbox", "Deep feature", 20, 100, checked=True), el(1, "checkbox", "Refund", 20, 150, checked=True),
+        el(2, "checkbox", "Score", 20, 200, checked=True), el(3, "checkbox", "Trail", 20, 250, checked=False)])
+    task = 'Tick "Deep feature" and "Score", nothing more, and submit.'
+    slip = click(50, 110, '"Deep feature" is ticked; "Score" is ticked; "Deep feature" is checked but not asked for; '
+                          'untick it.')
+    fixed, changed = untick_unasked(slip, boxes, task)
+    assert changed and fixed.actions[0].point == Point(x=70, y=165) and '"Refund" is checked but not' in fixed.thought
+    assert not against_state(fixed, boxes, task)
+    right = click(50, 160, '"Refund" is checked but not asked for; untick it.')
+    assert untick_unasked(right, boxes, task) == (right, False)  # already the box not asked for
+    two = Observation(screenshot=None, width=800, height=600, elements=[
+        *boxes.elements, el(4, "checkbox", "Other", 20, 300, checked=True)])
+    assert untick_unasked(slip, two, task) == (slip, False)  # which of two: not for grounding to guess
+
+
 def test_said_month_is_the_month_of_the_date_being_written_out():
     from policy.grounding import said_month
     assert said_month("Thought: 09/20/2016 is") == 9 and said_month("x 1/2/2016 is") == 1

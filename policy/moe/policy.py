@@ -15,7 +15,8 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, ground_step, next_word,
-                              off_screen, slide_to_value, typed_from_task, typed_from_thought)
+                              off_screen, quoted, slide_to_value, typed_from_task, typed_from_thought,
+                              untick_unasked)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -41,7 +42,9 @@ class MoEPolicy(BasePolicy):
     the task quotes, or one it made up; grounding.off_screen), a few samples are drawn and the most
     likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
     repeated action; likewise when its thought contradicts the box it clicks (ticks a ticked one,
-    calls one the task quotes "not asked for"; grounding.against_state), or says a text it picks
+    calls one the task quotes "not asked for"; grounding.against_state; when exactly one box on
+    screen is checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked),
+    or says a text it picks
     starts or ends with what it does not, writes a date two ways that differ, or takes a calendar
     step its months do not call for (grounding.false_claim).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
@@ -105,7 +108,7 @@ class MoEPolicy(BasePolicy):
         prompt = self.last_prompt = self.encode(task, observation, history)
         self.last = generate(self.model, [prompt], self.max_new_tokens, self.temperature, self.top_p,
                              self.generator, decode_threads=self.decode_threads, grammar=self.grammar,
-                             steer=self._steer(observation))
+                             steer=self._steer(observation, task))
         self.last_text = self.tokenizer.decode(self.last.tokens[0])
         self.last_ms = (time.perf_counter() - t0) * 1000
         return self.last_text
@@ -117,20 +120,21 @@ class MoEPolicy(BasePolicy):
             self._word_ids[word] = ids[0] if len(ids) == 1 else None
         return self._word_ids[word]
 
-    def _steer(self, observation: Observation | None):
+    def _steer(self, observation: Observation | None, task: str = ""):
         """generate's ``steer``: where the response reaches a word a fact decides (grounding.next_word:
         a box's state after ``"A" is``, a date's month after ``09/20/2016 is``, a calendar's step after
-        ``… the calendar shows July 2016:``), the word written is a true one. None when verification
-        is off."""
+        ``… the calendar shows July 2016:``, whether another box is to be named after the claims of
+        those the task asks for), the word written is a true one. None when verification is off."""
         if not self.verify or self.no_elements or observation is None or not self._triggers:
             return None
         states = box_states(observation)
+        asked = quoted(task or observation.instruction)
         decode, word_id = self.tokenizer.decode, self._word_id
 
         def steer(row: int, ids: list[int]):
             if not ids or ids[-1] not in self._triggers:
                 return None
-            rule = next_word(decode(ids), states)
+            rule = next_word(decode(ids), states, asked)
             if rule is None:
                 return None
             these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
@@ -176,9 +180,10 @@ class MoEPolicy(BasePolicy):
             task = task or observation.instruction
             step, moved = ground_step(step, observation, space, task)
             step, slid = slide_to_value(step, observation, space)
+            step, unticked = untick_unasked(step, observation, task, space) if self.verify else (step, False)
             step, said = typed_from_thought(step)
             step, retyped = typed_from_task(step, task)
-            return step, moved or slid or said or retyped
+            return step, moved or slid or unticked or said or retyped
         return step, False
 
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,
@@ -194,7 +199,7 @@ class MoEPolicy(BasePolicy):
         t0 = time.perf_counter()
         g = generate(self.model, [prompt] * samples, self.max_new_tokens, ESCAPE_TEMPERATURE, 1.0,
                      gen, decode_threads=self.decode_threads, grammar=self.grammar,
-                     steer=self._branch(self._steer(observation), samples))
+                     steer=self._branch(self._steer(observation, task), samples))
         self.last_ms += (time.perf_counter() - t0) * 1000
         best = None
         for i in sorted(range(len(g.tokens)), key=lambda i: -sum(g.logprobs[i])):
