@@ -332,11 +332,12 @@ _UNASKED = re.compile(r'"([^"\n]{1,100})" is checked but not asked for; untick i
 
 def untick_unasked(step: Step, observation: Observation, task: str,
                    space: CoordinateSpace | None = None) -> tuple[Step, bool]:
-    """``step`` aimed at the one box on screen that is checked and not asked for, when its thought
-    unticks a box "not asked for" that is asked for or not there (``"Planet village" is checked but
-    not asked for; untick it.`` while "Refund" is the checked box the task does not name), and
-    whether it changed. The model saw that a box is to be unticked and slipped in naming it; the
-    thought is rewritten with the box's name, so the history says what was done."""
+    """``step`` aimed at a box on screen that is checked and not asked for (the nearest to its point),
+    when its thought unticks a box "not asked for" that is asked for or not there (``"Planet village"
+    is checked but not asked for; untick it.`` while "Refund" is checked and the task does not name
+    it), and whether it changed. The model saw that a box is to be unticked and slipped in naming
+    it; every such box is to be unticked. The thought is rewritten with the box's name, so the
+    history says what was done."""
     m = _UNASKED.search(step.thought or "")
     asked = quoted(task)
     clicks = [i for i, a in enumerate(step.actions) if a.kind == "click"]
@@ -347,9 +348,10 @@ def untick_unasked(step: Step, observation: Observation, task: str,
         return step, False  # it names a box that is indeed not asked for
     extra = [el for el in observation.elements if el.interactive and el.role in TICK_ROLES and el.checked
              and _fold(el.text) and _fold(el.text) not in asked]
-    if len(extra) != 1:
+    if not extra:
         return step, False
-    box = extra[0]
+    p = step.actions[clicks[0]].point  # any of them is to be unticked: the one nearest the model's point
+    box = min(extra, key=lambda el: (el.box.center[0] - p.x) ** 2 + (el.box.center[1] - p.y) ** 2)
     thought = step.thought[:m.start(1)] + box.text + step.thought[m.end(1):]
     actions = list(step.actions)
     actions[clicks[0]] = actions[clicks[0]].model_copy(update={"point": _on_grid(*box.box.center, space)})

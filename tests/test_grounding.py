@@ -327,7 +327,7 @@ def test_next_word_after_the_claims_of_the_asked_boxes():
     assert next_word('Thought: "Trail" is checked but not asked for;', right, asked) is None
 
 
-def test_untick_unasked_aims_at_the_one_box_not_asked_for():
+def test_untick_unasked_aims_at_a_box_not_asked_for():
     from policy.grounding import against_state, untick_unasked
     boxes = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "checkbox", "Deep feature", 20, 100, checked=True), el(1, "checkbox", "Refund", 20, 150, checked=True),
@@ -342,7 +342,10 @@ def test_untick_unasked_aims_at_the_one_box_not_asked_for():
     assert untick_unasked(right, boxes, task) == (right, False)  # already the box not asked for
     two = Observation(screenshot=None, width=800, height=600, elements=[
         *boxes.elements, el(4, "checkbox", "Other", 20, 300, checked=True)])
-    assert untick_unasked(slip, two, task) == (slip, False)  # which of two: not for grounding to guess
+    low = click(50, 290, slip.thought)
+    assert untick_unasked(low, two, task)[0].actions[0].point == Point(x=70, y=315)  # the nearest of two
+    none = Observation(screenshot=None, width=800, height=600, elements=boxes.elements[:1] + boxes.elements[2:])
+    assert untick_unasked(slip, none, task) == (slip, False)  # no box to untick: nothing to aim at
 
 
 def test_said_month_is_the_month_of_the_date_being_written_out():

@@ -42,8 +42,8 @@ class MoEPolicy(BasePolicy):
     the task quotes, or one it made up; grounding.off_screen), a few samples are drawn and the most
     likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
     repeated action; likewise when its thought contradicts the box it clicks (ticks a ticked one,
-    calls one the task quotes "not asked for"; grounding.against_state; when exactly one box on
-    screen is checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked),
+    calls one the task quotes "not asked for"; grounding.against_state; when a box on screen is
+    checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked),
     or says a text it picks
     starts or ends with what it does not, writes a date two ways that differ, or takes a calendar
     step its months do not call for (grounding.false_claim).
