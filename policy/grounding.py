@@ -358,6 +358,22 @@ def untick_unasked(step: Step, observation: Observation, task: str,
     return dataclasses.replace(step, thought=thought, actions=actions), True
 
 
+def false_type(step: Step, task: str) -> bool:
+    """Whether a ``type`` step types nothing (and presses nothing), or its thought says to type a text
+    (``type "Gabw shipment"``) that neither the task nor the thought's other quotes hold: a small
+    model that lost its copy of the task's value half-way. Texts the task holds in other letter
+    case, and parts of it (an autocomplete's first letters), pass."""
+    typed = [a for a in step.actions if a.kind == "type"]
+    if any(not a.text and not a.submit for a in typed):
+        return True
+    said = _SAYS_TYPE.findall(step.thought or "")
+    if not typed or len(said) != 1 or not task:
+        return False
+    text = _fold(said[0])
+    others = [q for q in quoted(step.thought) if q != text]
+    return text not in _fold(task) and not any(text in q for q in others)
+
+
 def box_states(observation: Observation) -> dict[str, bool]:
     """Folded name -> checked, for the checkable controls on screen whose name has one state."""
     seen: dict[str, set[bool]] = {}

@@ -348,6 +348,20 @@ def test_untick_unasked_aims_at_a_box_not_asked_for():
     assert untick_unasked(slip, none, task) == (slip, False)  # no box to untick: nothing to aim at
 
 
+def test_false_type_flags_a_lost_copy():
+    from policy.grounding import false_type
+
+    def typing(thought: str, text: str) -> Step:
+        return Step(thought=thought, actions=[Type(text=text)], raw="type")
+    task = 'In the form, enter Full name "Gabriel Meyer" and Notes "Mirror" and then click Update.'
+    assert false_type(typing('"Full name" is focused; type "Gabw shipment".', "Gabw shipment"), task)
+    assert not false_type(typing('"Full name" is focused; type "Gabriel Meyer".', "Gabriel Meyer"), task)
+    assert false_type(typing('"Full name" is focused; type "', ""), task)  # types nothing
+    assert not false_type(typing('Type "gabriel meyer" in lower case.', "gabriel meyer"), task)
+    narrow = '"Hong Kong" is further down the suggestions; type "g" to narrow them.'
+    assert not false_type(typing(narrow, "g"), 'Enter an item that starts with "Ho" and ends with "Kong".')
+
+
 def test_said_month_is_the_month_of_the_date_being_written_out():
     from policy.grounding import said_month
     assert said_month("Thought: 09/20/2016 is") == 9 and said_month("x 1/2/2016 is") == 1

@@ -14,7 +14,8 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, ground_step, next_word,
+from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, false_type, ground_step,
+                              next_word,
                               off_screen, quoted, slide_to_value, typed_from_task, typed_from_thought,
                               untick_unasked)
 from policy.moe.generate import Generation, PointGrammar, generate
@@ -46,7 +47,8 @@ class MoEPolicy(BasePolicy):
     checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked),
     or says a text it picks
     starts or ends with what it does not, writes a date two ways that differ, or takes a calendar
-    step its months do not call for (grounding.false_claim).
+    step its months do not call for (grounding.false_claim), or types nothing, or a text neither the
+    task nor its thought holds (grounding.false_type).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one; likewise the month a thought names for a date it has just written in digits
@@ -229,7 +231,8 @@ class MoEPolicy(BasePolicy):
             if self._action_text(step, space) == repeated:
                 step, self.grounded = self._escape(observation, space, repeated, task) or (step, self.grounded)
         def wrong(s: Step) -> bool:
-            return off_screen(s, observation, task) or against_state(s, observation, task) or false_claim(s)
+            return (off_screen(s, observation, task) or against_state(s, observation, task) or false_claim(s)
+                    or false_type(s, task))
         if self.verify and self.temperature <= 0 and not self.no_elements and wrong(step):
             step, self.grounded = self._escape(
                 observation, space, self._action_text(step, space), task, VERIFY_SAMPLES,
