@@ -362,7 +362,8 @@ def false_type(step: Step, task: str) -> bool:
     """Whether a ``type`` step types nothing (and presses nothing), or its thought says to type a text
     (``type "Gabw shipment"``) that neither the task nor the thought's other quotes hold: a small
     model that lost its copy of the task's value half-way. Texts the task holds in other letter
-    case, and parts of it (an autocomplete's first letters), pass."""
+    case, parts of it (an autocomplete's first letters) and texts with digits (a date or a time the
+    step converts) pass."""
     typed = [a for a in step.actions if a.kind == "type"]
     if any(not a.text and not a.submit for a in typed):
         return True
@@ -370,6 +371,8 @@ def false_type(step: Step, task: str) -> bool:
     if not typed or len(said) != 1 or not task:
         return False
     text = _fold(said[0])
+    if any(c.isdigit() for c in text):
+        return False  # a value the step converts (a date, a time: "02:53P" for 2:53 PM) is not a copy
     others = [q for q in quoted(step.thought) if q != text]
     return text not in _fold(task) and not any(text in q for q in others)
 

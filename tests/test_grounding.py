@@ -358,6 +358,8 @@ def test_false_type_flags_a_lost_copy():
     assert not false_type(typing('"Full name" is focused; type "Gabriel Meyer".', "Gabriel Meyer"), task)
     assert false_type(typing('"Full name" is focused; type "', ""), task)  # types nothing
     assert not false_type(typing('Type "gabriel meyer" in lower case.', "gabriel meyer"), task)
+    time = 'The time is 2:53 PM; type "02:53P" to fill the time field segment by segment.'
+    assert not false_type(typing(time, "02:53P"), "Enter 2:53 PM as the time and press submit.")
     narrow = '"Hong Kong" is further down the suggestions; type "g" to narrow them.'
     assert not false_type(typing(narrow, "g"), 'Enter an item that starts with "Ho" and ends with "Kong".')
 
