@@ -243,12 +243,14 @@ _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|ar
 TICK_ROLES = ("checkbox", "switch", "menuitemcheckbox")
 _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 _TOGGLE_FIRST = re.compile(r'^\s*(un)?(?:tick|check) "', re.I)  # ``Check "A": the task lists it.``
+_COUNT = re.compile(r"\(\d+ of \d+\)")
 
 
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     """Whether a click's thought contradicts what the screen or the task says of the box it acts on
     (its target clause's names): it ticks a box the element list shows ticked already (``tick it``,
-    ``Check "A": …``), unticks one
+    ``Check "A": …``), marks one more of several items (``click its "Like" button (2 of 3)``) on
+    one shown marked already, unticks one
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
     quote is. A small model that has lost count among the boxes writes such steps."""
@@ -267,7 +269,13 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if "not asked for" in thought and (not boxes or any(_fold(el.text) in asked for el in boxes)):
         return True  # also for a part of the name ("Answer" for the box "Answer note"), a slip, none
     m = _TOGGLE.search(thought) or _TOGGLE_FIRST.match(thought)
-    return bool(m) and {bool(el.checked) for el in boxes} == {m.group(1) is None}
+    if m:
+        return {bool(el.checked) for el in boxes} == {m.group(1) is None}
+    if _COUNT.search(thought):  # marking items one by one (``click its "Like" button (2 of 3)``)
+        click = next(a for a in step.actions if a.kind in POINTER_KINDS)
+        here = observation.element_at(click.point.x, click.point.y)
+        return bool(here is not None and here.checked)  # one already marked: the click would unmark it
+    return False
 
 
 _AFFIX = re.compile(r'"([^"\n]{1,100})",? (?:which )?(starts|begins|ends) with "([^"\n]{1,100})"'

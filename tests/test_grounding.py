@@ -385,6 +385,11 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 110, '"Deep feature" is unchecked; tick it.'), boxes, task)  # ticked already
     assert not against_state(click(50, 210, '"Deep feature" is ticked; "Score" is unchecked; tick it.'), boxes, task)
     assert not against_state(click(50, 110, 'Click the "Submit" button.'), boxes, task)
+    feed = Observation(screenshot=None, width=800, height=600, elements=[  # a post's icons: one marked
+        el(0, "icon", "reply", 20, 100, 16, 16, checked=True), el(1, "icon", "reply", 20, 200, 16, 16)])
+    mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
+    assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     listed = "Select Deep feature, Score and click Submit."  # MiniWoB++'s click-checkboxes: verb first
     assert against_state(click(50, 110, 'Check "Deep feature": the instruction lists exactly these.'), boxes, listed)
     assert not against_state(click(50, 210, 'Check "Score": the instruction lists exactly these.'), boxes, listed)
