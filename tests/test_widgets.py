@@ -157,10 +157,10 @@ def test_check_boxes_oracle_reads_the_state_it_leaves(driver):
         assert run.success, (seed, run.detail, run.thoughts)
         thoughts += run.thoughts
     claims = r'^("[^"]+" is ticked; )*'
-    assert any(re.match(claims[:-1] + '+"[^"]+" is unchecked; tick it\.$', t) for t in thoughts)
-    assert any(re.match(claims + '"[^"]+" is checked but not asked for; untick it\.$', t) for t in thoughts)
-    assert any(re.match(claims[:-1] + '+no other box is checked; click the "[^"]+" button\.$', t) for t in thoughts)
-    assert all(re.match(claims + '"[^"]+" is (unchecked; tick|checked but not asked for; untick) it\.$', t)
+    assert any(re.match(claims[:-1] + '+"[^"]+" is unchecked; tick it\\.$', t) for t in thoughts)
+    assert any(re.match(claims + '"[^"]+" is checked but not asked for; untick it\\.$', t) for t in thoughts)
+    assert any(re.match(claims[:-1] + '+no other box is checked; click the "[^"]+" button\\.$', t) for t in thoughts)
+    assert all(re.match(claims + '"[^"]+" is (unchecked; tick|checked but not asked for; untick) it\\.$', t)
                or re.match(claims[:-1] + '+no other box is checked; click', t) or "out of view" in t
                for t in thoughts), thoughts
 
