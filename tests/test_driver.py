@@ -308,7 +308,7 @@ def test_icons_and_hover_wrappers(driver, server):
     driver.goto(server.url("elements.html"))
     icons = [(e["role"], e["text"], e.get("checked")) for e in driver.capture().elements if e["role"] == "icon"]
     # Named by class (the state class says it is on), by the picture's file name, by an icon font's
-    # class, by an <svg>'s <title>; a 100 px picture is not an icon.
+    # class, by an <svg>'s <title>; a 100 px picture is not an icon, nor a resize grip.
     assert icons == [("icon", "like", True), ("icon", "reply", None), ("icon", "heart o", None),
                      ("icon", "Close", None)]
     # Swatches: a blank box in a colour of its own is named by it (a named colour, else the hue's

@@ -111,6 +111,7 @@
     return "";
   };
   const isIcon = (el, style) => {
+    if (/resize$/.test(style.cursor)) return false;  // a window's resize grip: dragged, not clicked
     if (el.tagName === "svg" ? el.querySelector("text") : (clean(el.textContent) || el.querySelector("*:not(br)"))) return false;
     const r = el.getBoundingClientRect();
     const max = el.tagName === "svg" ? SVG_ICON_MAX : ICON_MAX;  // a bigger <svg> is a drawing, not an icon
