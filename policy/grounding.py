@@ -178,17 +178,18 @@ def _holds(el: Element) -> float:
     return 2 * max(1.0, el.box.width / 5) * max(1.0, el.box.height / 10)
 
 
+def _on_screen(el: Element, observation: Observation) -> bool:
+    """Whether ``el``'s centre is inside the observed area."""
+    x, y = el.box.center
+    return 0 <= x <= observation.width and 0 <= y <= observation.height
+
+
 def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     """The elements on screen (centre inside the observed area) that best carry ``names``: interactive
     before static, then the most names contained (a row's "Remove Ann" button for "Remove" and "Ann"),
     then an exact text before a longer one."""
-    scored = []
-    for el in observation.elements:
-        x, y = el.box.center
-        if 0 <= x <= observation.width and 0 <= y <= observation.height:
-            score = _score(el, names)
-            if score is not None:
-                scored.append((score, el))
+    scored = [(score, el) for el in observation.elements if _on_screen(el, observation)
+              and (score := _score(el, names)) is not None]
     if not scored:
         return []
     best = max(score for score, _ in scored)
@@ -201,8 +202,7 @@ _IN_ROW = re.compile(r'"([^"\n]{1,100})" (?:in the row of|in the same row as|nex
 def _in_row(observation: Observation, control: str, row: str) -> bool:
     """Whether a control carrying ``control`` is on screen level with an element carrying ``row``."""
     def carrying(name: str) -> list[Element]:
-        return [el for el in observation.elements if 0 <= el.box.center[1] <= observation.height
-                and _score(el, [name]) is not None]
+        return [el for el in observation.elements if _on_screen(el, observation) and _score(el, [name]) is not None]
     return any(el.interactive and abs(el.box.center[1] - r.box.center[1]) <= max(el.box.height, r.box.height) / 2
                for el in carrying(control) for r in carrying(row))
 
@@ -299,6 +299,13 @@ def said_month(text: str) -> int | None:
     return int(m.group(1)) if m and 1 <= int(m.group(1)) <= 12 else None
 
 
+def _calendar_step(want: tuple[str, str], shown: tuple[str, str]) -> str:
+    """The step from the calendar month ``shown`` towards the month ``want`` (each (month name,
+    year)): ``go back``, ``go forward`` or ``click`` (the day)."""
+    w, s = (int(y) * 12 + MONTHS.index(m.lower()) for m, y in (want, shown))
+    return "go back" if w < s else "go forward" if w > s else "click"
+
+
 def _false_date(thought: str) -> bool:
     """A date written two ways that are not the same date (``09/20/2016 is December 20, 2016``), or a
     calendar step that does not follow from the month wanted and the month shown (``May 29, 2016;
@@ -307,13 +314,8 @@ def _false_date(thought: str) -> bool:
         if (int(m.group(1)), int(m.group(2)), m.group(3)) != (MONTHS.index(m.group(4).lower()) + 1,
                                                                int(m.group(5)), m.group(6)):
             return True
-    for m in _SHOWS.finditer(thought):
-        want = int(m.group(3)) * 12 + MONTHS.index(m.group(1).lower())
-        shown = int(m.group(5)) * 12 + MONTHS.index(m.group(4).lower())
-        step = m.group(6).lower()
-        if step != ("go back" if want < shown else "go forward" if want > shown else "click"):
-            return True
-    return False
+    return any(m.group(6).lower() != _calendar_step((m.group(1), m.group(3)), (m.group(4), m.group(5)))
+               for m in _SHOWS.finditer(thought))
 
 
 def false_claim(step: Step) -> bool:
@@ -483,11 +485,10 @@ def next_word(text: str, states: dict[str, bool],
         return tuple(" " + m.capitalize() for m in MONTHS), (" " + MONTHS[month - 1].capitalize(),)
     m = _SHOWN_STEP.search(text)
     if m:
-        want = int(m.group(2)) * 12 + MONTHS.index(m.group(1).lower())
-        shown = int(m.group(4)) * 12 + MONTHS.index(m.group(3).lower())
-        if m.group(5):
-            return (" back", " forward"), ((" back",) if want < shown else (" forward",) if want > shown else ())
-        return (" go", " click"), ((" click",) if want == shown else (" go",))
+        step = _calendar_step((m.group(1), m.group(2)), (m.group(3), m.group(4)))
+        if m.group(5):  # after "go": which way
+            return (" back", " forward"), (() if step == "click" else (" " + step.split()[1],))
+        return (" go", " click"), ((" click",) if step == "click" else (" go",))
     state = claimed_state(text, states) if states else None
     if state is None:
         return None

@@ -296,8 +296,7 @@
     const interactive = kind !== "text";
     if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
     let rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
-    if (kind === "icon") { rl = "icon"; as = as || {role: rl, checked: iconState(el)}; }
-    if (kind === "swatch") { rl = "swatch"; as = as || {role: rl, checked: iconState(el)}; }
+    if (kind === "icon" || kind === "swatch") { rl = kind; as = as || {role: rl, checked: iconState(el)}; }
     const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
     if (!interactive && !text) return;
     found.push({

@@ -15,9 +15,8 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, false_type, ground_step,
-                              next_word,
-                              off_screen, quoted, slide_to_value, typed_from_task, typed_from_thought,
-                              untick_unasked)
+                              next_word, off_screen, quoted, slide_to_value, typed_from_task,
+                              typed_from_thought, untick_unasked)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -44,11 +43,10 @@ class MoEPolicy(BasePolicy):
     likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
     repeated action; likewise when its thought contradicts the box it clicks (ticks a ticked one,
     calls one the task quotes "not asked for"; grounding.against_state; when a box on screen is
-    checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked),
-    or says a text it picks
-    starts or ends with what it does not, writes a date two ways that differ, or takes a calendar
-    step its months do not call for (grounding.false_claim), or types nothing, or a text neither the
-    task nor its thought holds (grounding.false_type).
+    checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked), or
+    says a text it picks starts or ends with what it does not, writes a date two ways that differ,
+    or takes a calendar step its months do not call for (grounding.false_claim), or types nothing,
+    or a text neither the task nor its thought holds (grounding.false_type).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one; likewise the month a thought names for a date it has just written in digits
