@@ -244,6 +244,7 @@ TICK_ROLES = ("checkbox", "switch", "menuitemcheckbox")
 _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 _TOGGLE_FIRST = re.compile(r'^\s*(un)?(?:tick|check) "', re.I)  # ``Check "A": the task lists it.``
 _COUNT = re.compile(r"\(\d+ of \d+\)")
+_TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection towards "A"``
 
 
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
@@ -253,8 +254,12 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     one shown marked already, unticks one
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
-    quote is. A small model that has lost count among the boxes writes such steps."""
+    quote is; or moves a list's selection on towards a row shown selected already (a key press
+    too). A small model that has lost count among the boxes or rows writes such steps."""
     thought = step.thought or ""
+    m = _TOWARDS.search(thought)
+    if m and any(el.checked for el in named_elements(observation, [_fold(m.group(1))])):
+        return True  # moving the selection on from the row it is to reach, shown selected already
     if not any(a.kind in POINTER_KINDS for a in step.actions):
         return False
     asked = quoted(task)
@@ -318,14 +323,31 @@ def _false_date(thought: str) -> bool:
                for m in _SHOWS.finditer(thought))
 
 
+_DESCRIBED = re.compile(r'"([^"\n]{1,100})" is an? ([\w ]{1,60});')
+_GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
+_LISTED = re.compile(r'\bare ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b')
+
+
+def _false_description(thought: str) -> bool:
+    """A quoted name said to be what it does not name (``"small red circle" is a large red item;``:
+    each word of the description but a generic one is a word of the name), or a list of names
+    counted to another number than it holds (``are "a" and "b": 3``)."""
+    for m in _DESCRIBED.finditer(thought):
+        name = set(_fold(m.group(1)).split())
+        if any(w not in name for w in _fold(m.group(2)).split() if w not in _GENERIC):
+            return True
+    return any(len(_QUOTED.findall(m.group(1))) != int(m.group(2)) for m in _LISTED.finditer(thought))
+
+
 def false_claim(step: Step) -> bool:
     """Whether the thought contradicts itself on a fact it can be checked on: it says of a quoted
     text that it starts or ends with another when it does not (``"Honduras" starts with "Ho" and
     ends with "Kong"``, ``the suggestion that ends with "Kong" is "Honduras"``: a small model copies
     the first suggestion of a list and states the task's test as passed), or writes a date two ways
-    that differ, or takes a calendar step the months it names do not call for (``_false_date``)."""
+    that differ, or takes a calendar step the months it names do not call for (``_false_date``), or
+    describes or counts what it quotes wrongly (``_false_description``)."""
     thought = step.thought or ""
-    if _false_date(thought):
+    if _false_date(thought) or _false_description(thought):
         return True
     claims = [(m.group(1), m.group(2), m.group(3)) for m in _AFFIX.finditer(thought)]
     claims += [(m.group(1), m.group(4), m.group(5)) for m in _AFFIX.finditer(thought) if m.group(4)]

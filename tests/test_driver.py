@@ -322,6 +322,18 @@ def test_icons_and_hover_wrappers(driver, server):
     assert texts["Alpha item"] == "text" and texts["Beta item"] == "text" and "Alpha item Beta item" not in texts
 
 
+def test_drawing_marks(driver, server):
+    driver.goto(server.url("drawing.html"))
+    els = driver.capture().elements
+    shapes = [e["text"] for e in els if e["role"] == "shape"]
+    # Each mark of a drawing: a size word where its marks differ in size, the colour the page names
+    # (else the painted colour's name), the form; a one-character glyph is a letter or a digit. A
+    # chart's label stays text; <defs> draw nothing; marks all of one size get no size word.
+    assert shapes == ["large aqua circle", "small red rectangle", "large blue triangle", "large black digit 7",
+                      "small green letter a", "yellow circle", "magenta circle"]
+    assert any(e["role"] == "text" and e["text"] == "Sales 2024" for e in els)
+
+
 def test_slider_scale_aims_a_drag(driver, server):
     from actions.schema import Drag, Point, Step
     from policy.grounding import slide_to_value

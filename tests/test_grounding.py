@@ -2,7 +2,9 @@
 the model's own point missed every named element."""
 from __future__ import annotations
 
-from actions.schema import Click, Drag, Point, Scroll, Step, Type
+import dataclasses
+
+from actions.schema import Click, Drag, Hotkey, Point, Scroll, Step, Type
 from perception.observation import Box, Element, Observation
 from perception.space import CoordinateSpace
 from policy.grounding import ground_step, quoted
@@ -315,6 +317,20 @@ def test_false_claim_checks_starts_and_ends_with():
     assert not false_claim(click(10, 10, first.format("Hong Kong")))
 
 
+def test_false_claim_checks_descriptions_and_counts():
+    from policy.grounding import false_claim
+    said = 'The "{}" is a {}; click it.'
+    assert not false_claim(click(10, 10, said.format("small green letter D", "green letter")))
+    assert not false_claim(click(10, 10, said.format("large blue circle", "large blue item")))  # any mark is an item
+    assert false_claim(click(10, 10, said.format("small green letter D", "large green item")))
+    assert false_claim(click(10, 10, said.format("small red circle", "blue circle")))
+    counted = 'The yellow letters are {}: {}; click "{}".'
+    assert not false_claim(click(10, 10, counted.format('"large yellow letter c" and "small yellow letter k"', 2, 2)))
+    assert not false_claim(click(10, 10, counted.format('"a", "b" and "c"', 3, 3)))
+    assert false_claim(click(10, 10, counted.format('"large yellow letter c" and "small yellow letter k"', 3, 3)))
+    assert false_claim(click(10, 10, counted.format('"a"', 2, 2)))
+
+
 def test_next_word_after_the_claims_of_the_asked_boxes():
     from policy.grounding import next_word
     asked = ["deep feature", "score"]
@@ -399,6 +415,11 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     done = '"Deep feature" is ticked; "Score" is ticked; no other box is checked; click the "Submit" button.'
     assert against_state(click(50, 400, done), boxes, task)  # "Trail" is checked and not asked for
     assert not against_state(click(50, 400, done), boxes, 'Tick "Deep feature", "Trail" and "Score", then submit.')
+    listbox = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "option", "Loree", 20, 100), el(1, "option", "Ruthann", 20, 130, checked=True)])
+    press = Step(thought='Press Down to move the selection towards "{}".', actions=[Hotkey(keys=["down"])])
+    assert against_state(dataclasses.replace(press, thought=press.thought.format("Ruthann")), listbox)  # reached
+    assert not against_state(dataclasses.replace(press, thought=press.thought.format("Loree")), listbox)
     # a part of an asked box's name, or a slip in copying it, names that box too
     assert against_state(click(50, 110, '"Score" is ticked; "Deep" is checked but not asked for; untick it.'), boxes, task)
     assert against_state(click(50, 110, '"Score" is ticked; "Deep featur" is checked but not asked for; untick it.'),

@@ -185,6 +185,52 @@
     return colorName(c);
   };
 
+  // Drawings: an <svg> bigger than an icon is a picture whose marks a user points at. Each shape or
+  // one-character glyph is `shape "large blue circle"` / `shape "small red letter a"`: a size word
+  // when the drawing's marks differ in size (large from the geometric mean of its smallest and
+  // largest), the colour the page names in its fill (else the painted colour's name), the form.
+  // Longer text in a drawing (a chart's label, an axis tick) stays text.
+  const MARKS = "rect,circle,ellipse,polygon,path,text";  // strokes (line, polyline) are not things to point at
+  const paint = (el, style) => {
+    const own = (el.getAttribute("fill") || "").trim().toLowerCase();
+    if (/^[a-z]+$/.test(own) && own !== "none" && own !== "currentcolor") return own;
+    const c = rgba(style.fill) || rgba(style.stroke);
+    return c && c[3] > 0.3 ? colorName(c) : "";
+  };
+  const formOf = (el) => {
+    const t = el.tagName.toLowerCase();
+    if (t === "text") {
+      const g = clean(el.textContent);
+      return /^\p{L}$/u.test(g) ? "letter " + g : /^\d$/.test(g) ? "digit " + g : "";
+    }
+    if (t === "rect") return "rectangle";
+    if (t === "circle") return "circle";
+    if (t === "ellipse") { const b = el.getBBox(); return Math.abs(b.width - b.height) < 1 ? "circle" : "ellipse"; }
+    if (t === "polygon") { const n = el.points ? el.points.numberOfItems : 0; return n === 3 ? "triangle" : n === 4 ? "quadrilateral" : "polygon"; }
+    return "shape";
+  };
+  const drawing = (svg, ox, oy, frameClip, frameEl) => {
+    const marks = [];
+    for (const el of svg.querySelectorAll(MARKS)) {
+      if (el.closest("defs,clipPath,mask,marker,pattern,symbol")) continue;
+      const style = getComputedStyle(el);
+      if (style.display === "none") continue;
+      const form = formOf(el);
+      if (!form) {
+        if (el.tagName.toLowerCase() === "text" && clean(el.textContent)) emit(el, "text", ox, oy, frameClip, frameEl, el.textContent);
+        continue;
+      }
+      const r = el.getBoundingClientRect();
+      if (r.width < 2 && r.height < 2) continue;
+      marks.push({el, form, color: paint(el, style), size: Math.max(r.width, r.height)});
+    }
+    const sizes = marks.map((m) => m.size), lo = Math.min(...sizes), hi = Math.max(...sizes), mid = Math.sqrt(lo * hi);
+    for (const m of marks) {
+      const size = hi >= 1.5 * lo ? (m.size >= mid ? "large" : "small") : "";
+      emit(m.el, "shape", ox, oy, frameClip, frameEl, [size, m.color, m.form].filter(Boolean).join(" "));
+    }
+  };
+
   const iconState = (el) => (Array.from(el.classList).some((c) => ICON_STATE_CLASS.test(c)) ? true : null);
 
   const textOf = (el, r) => {
@@ -296,7 +342,7 @@
     const interactive = kind !== "text";
     if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
     let rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
-    if (kind === "icon" || kind === "swatch") { rl = kind; as = as || {role: rl, checked: iconState(el)}; }
+    if (kind === "icon" || kind === "swatch" || kind === "shape") { rl = kind; as = as || {role: rl, checked: kind === "shape" ? null : iconState(el)}; }
     const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
     if (!interactive && !text) return;
     found.push({
@@ -341,7 +387,11 @@
     if (++visited > MAX_NODES || (SKIP.has(el.tagName) && el.tagName !== "svg")) return;
     const style = getComputedStyle(el);
     if (style.display === "none") return;
-    if (el.tagName === "svg") { if (isIcon(el, style)) emit(el, "icon", ox, oy, frameClip, frameEl, iconName(el, style)); return; }
+    if (el.tagName === "svg") {
+      if (isIcon(el, style)) emit(el, "icon", ox, oy, frameClip, frameEl, iconName(el, style));
+      else drawing(el, ox, oy, frameClip, frameEl);
+      return;
+    }
     if (el.tagName === "IFRAME") {
       let doc = null;
       try { doc = el.contentDocument; } catch (e) {}  // cross-origin frames are opaque: skip them

@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from actions.errors import GalagoError
 from actions.schema import (Click, DoubleClick, Drag, Hotkey, Hover, Point, Scroll, Select, Step, Type, Wait)
-from perception.observation import Box, Observation
+from perception.observation import Box, Element, Observation
 from policy.base import BasePolicy, Episode, HistoryEntry
 
 
@@ -240,6 +240,14 @@ class OracleContext:
         if not found:
             raise OracleError(f"{self.task_id}: no visible {selector!r} with text {text!r}")
         return found[0]
+
+    def listed(self, target: Target) -> Element | None:
+        """The observation's element at ``target``'s centre (None when none or unobserved): what a
+        policy reading the element list sees there, for a teacher to quote its name."""
+        if self.observation is None:
+            return None
+        p = self.center(target)
+        return self.observation.element_at(p.x, p.y)
 
     def text(self, selector: str) -> str:
         """The whitespace-normalised text of the first match ('' when none)."""

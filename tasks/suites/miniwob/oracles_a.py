@@ -115,7 +115,10 @@ def click_shape(ctx: OracleContext):
             continue
         if what != "item" and what not in (kind, text):
             continue
-        desc = " ".join(p for p in (size, color, what if what != "item" else "") if p) or "item"
+        desc = " ".join(p for p in (size, color, what) if p)
+        el = ctx.listed(handles[it["i"]])
+        if el is not None and el.role == "shape":  # quote the mark as the element list names it
+            return f'The "{el.text}" is a {desc}; click it.', ctx.click(handles[it["i"]])
         return f"This is a {desc} as described; click it.", ctx.click(handles[it["i"]])
     raise OracleError(f"click-shape: nothing matches {ctx.instruction!r}")
 
@@ -382,12 +385,13 @@ def click_pie(ctx: OracleContext):
     if info["item"] is None:
         raise OracleError(f"click-pie: no item {label!r}")
     size = info["item"]["size"]
-    if size < 10:
-        return 'The pie menu is closed; click the "+" in its centre to expand it.', ctx.click(
+    # The centre shows "+" while closed and "-" from the click on (a second click closes it again)
+    if ctx.text("#wheelnav-divWheel-spreadertitle") != "-":
+        return 'The pie menu shows "+": it is closed; click "+" to expand it.', ctx.click(
             "#wheelnav-divWheel-spreader")
-    if ctx.memory.get("pie_size") != size:  # still growing: wait until two reads agree
+    if size < 10 or ctx.memory.get("pie_size") != size:  # still growing: wait until two reads agree
         ctx.memory["pie_size"] = size
-        return "The pie menu is still opening; wait for it.", ctx.wait(0.3)
+        return 'The pie menu shows "-" and is still opening; wait for it.', ctx.wait(0.3)
     x, y, w, h = info["item"]["text"]
     return f'The slice labelled "{label}" is the one asked for; click it.', ctx.click((x + w / 2, y + h / 2))
 
@@ -410,11 +414,17 @@ def click_shades(ctx: OracleContext):
         raise OracleError(f"click-shades: cannot read {ctx.instruction!r}")
     color = m.group(1)
     handles = ctx.page.query_selector_all("#area span")
-    for k, it in enumerate(ctx.js(_SHADES_JS)):
-        if (_hue_name(it["rgb"]) == color) != it["selected"]:
-            verb = "Select" if not it["selected"] else "Deselect"
-            why = f"it is a shade of {color}" if not it["selected"] else f"it is not {color}"
-            return f"{verb} this square: {why}.", ctx.click(handles[k])
+    items = ctx.js(_SHADES_JS)
+    wanted = [_hue_name(it["rgb"]) == color for it in items]
+    done = sum(w and it["selected"] for w, it in zip(wanted, items))
+    for k, it in enumerate(items):
+        if wanted[k] != it["selected"]:
+            el = ctx.listed(handles[k])
+            name = f'the "{el.text}" square' if el is not None and el.text else "this square"
+            if not it["selected"]:  # counted, so a click on one selected already reads as a slip
+                return (f"Select {name} ({done + 1} of {sum(wanted)}): it is a shade of {color}.",
+                        ctx.click(handles[k]))
+            return f"Deselect {name}: it is not {color}.", ctx.click(handles[k])
     return _submit(ctx, selector="#area button")
 
 

@@ -120,10 +120,14 @@ def identify_shape(ctx: OracleContext):
     d = _describe_shape(items[0])
     label = {"letter": "Letter", "digit": "Number"}.get(d["type"]) or d["text"].capitalize()
     what = f'the {d["type"]} "{d["text"]}"' if d["type"] != "shape" else f'a {d["text"]}'
+    el = ctx.listed(ctx.page.query_selector("#area_svg > *"))
+    if el is not None and el.role == "shape":  # quote the mark as the element list names it
+        what = f'the "{el.text}"'
     return f'The figure is {what}; click "{label}".', ctx.click(ctx.find_text(label, "#area-buttons button"))
 
 
 _COLORS = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
+_LISTED_MAX = 5  # more names than this would not fit a thought
 
 
 @oracle("count-shape")
@@ -135,16 +139,24 @@ def count_shape(ctx: OracleContext):
     size = words.pop(0) if len(words) > 1 and words[0] in ("large", "small") else ""
     color = words.pop(0) if len(words) > 1 and words[0] in _COLORS else ""
     what = " ".join(words)
-    n = 0
+    handles = ctx.page.query_selector_all("#area_svg > *")
+    found = []
     for item in ctx.js(_SVG_ITEMS_JS, "#area_svg > *"):
         d = _describe_shape(item)
         if size and d["size"] != size or color and d["color"] != color:
             continue
         if what != "item" and what not in (d["type"], d["text"]):
             continue
-        n += 1
-    return (f"Counting the {m.group(1)}s in the picture gives {n}; click {n}.",
-            ctx.click(ctx.find_text(str(n), "#count-buttons button")))
+        found.append(ctx.listed(handles[item["i"]]))
+    n = len(found)
+    button = ctx.click(ctx.find_text(str(n), "#count-buttons button"))
+    marks = sorted((el for el in found if el is not None and el.role == "shape"), key=lambda el: el.index)
+    if len(marks) == n and 0 < n <= _LISTED_MAX:  # name them as listed: counting is copying
+        names = ", ".join(f'"{el.text}"' for el in marks[:-1]) + (" and " if n > 1 else "") + f'"{marks[-1].text}"'
+        return f'The {m.group(1)}s are {names}: {n}; click "{n}".', button
+    if n == 0:
+        return f'No mark is a {m.group(1)}: 0; click "0".', button
+    return f'Counting the {m.group(1)}s in the picture gives {n}; click "{n}".', button
 
 
 # -- text entry --------------------------------------------------------------------------------
