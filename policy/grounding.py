@@ -70,13 +70,14 @@ def quoted(thought: str) -> list[str]:
     return out
 
 
+def target_clause(thought: str) -> str:
+    """The thought's last clause (split at ``;``) that quotes anything ('' when none does)."""
+    return next((c for c in reversed((thought or "").split(";")) if quoted(c)), "")
+
+
 def target_names(thought: str) -> list[str]:
-    """The quoted strings of the thought's last clause (split at ``;``) that quotes any."""
-    for clause in reversed((thought or "").split(";")):
-        names = quoted(clause)
-        if names:
-            return names
-    return []
+    """The quoted strings of the thought's target clause (``target_clause``)."""
+    return quoted(target_clause(thought))
 
 
 def _score(el: Element, names: list[str]) -> tuple[bool, int, bool, int] | None:
@@ -243,8 +244,20 @@ _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|ar
 TICK_ROLES = ("checkbox", "switch", "menuitemcheckbox")
 _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 _TOGGLE_FIRST = re.compile(r'^\s*(un)?(?:tick|check) "', re.I)  # ``Check "A": the task lists it.``
-_COUNT = re.compile(r"\(\d+ of \d+\)")
+_COUNT = re.compile(r"\((\d+) of (\d+)\)")
 _TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection towards "A"``
+
+
+_OPENS = re.compile(r"\b(open|expand)\b", re.I)
+_POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
+
+
+def _author_above(observation: Observation, y: float) -> str | None:
+    """The handle (``@name``) nearest above ``y`` on screen, folded: the header of the feed post a
+    point is in. None when none is (the post's header is scrolled out of sight)."""
+    above = [el for el in observation.elements if el.text.startswith("@") and len(el.text.split()) == 1
+             and _on_screen(el, observation) and el.box.center[1] < y]
+    return _fold(max(above, key=lambda el: el.box.center[1]).text) if above else None
 
 
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
@@ -254,7 +267,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     one shown marked already, unticks one
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
-    quote is; or moves a list's selection on towards a row shown selected already (a key press
+    quote is; or opens a tab shown open; or says a feed post is by a user when the handle heading it is another's; or moves a list's selection on towards a row shown selected already (a key press
     too). A small model that has lost count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     m = _TOWARDS.search(thought)
@@ -262,6 +275,10 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
         return True  # moving the selection on from the row it is to reach, shown selected already
     if not any(a.kind in POINTER_KINDS for a in step.actions):
         return False
+    click = next(a for a in step.actions if a.kind in POINTER_KINDS)
+    m = _POST_BY.search(thought)
+    if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
+        return True  # the post the click lands in is another user's
     asked = quoted(task)
     if asked and "no other box is checked" in thought and any(
             el.interactive and el.role in TICK_ROLES and el.checked and _fold(el.text) not in asked
@@ -271,13 +288,14 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if not names:
         return False
     boxes = [el for el in named_elements(observation, names) if el.checked is not None]
+    if _OPENS.search(target_clause(thought)) and any(el.role == "tab" and el.checked for el in boxes):
+        return True  # opening the tab (or accordion section) that is open already: the click does nothing or closes it
     if "not asked for" in thought and (not boxes or any(_fold(el.text) in asked for el in boxes)):
         return True  # also for a part of the name ("Answer" for the box "Answer note"), a slip, none
     m = _TOGGLE.search(thought) or _TOGGLE_FIRST.match(thought)
     if m:
         return {bool(el.checked) for el in boxes} == {m.group(1) is None}
     if _COUNT.search(thought):  # marking items one by one (``click its "Like" button (2 of 3)``)
-        click = next(a for a in step.actions if a.kind in POINTER_KINDS)
         here = observation.element_at(click.point.x, click.point.y)
         return bool(here is not None and here.checked)  # one already marked: the click would unmark it
     return False
@@ -330,12 +348,15 @@ _LISTED = re.compile(r'\bare ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): 
 
 def _false_description(thought: str) -> bool:
     """A quoted name said to be what it does not name (``"small red circle" is a large red item;``:
-    each word of the description but a generic one is a word of the name), or a list of names
-    counted to another number than it holds (``are "a" and "b": 3``)."""
+    each word of the description but a generic one is a word of the name), an item counted past
+    the end (``(3 of 2)``), or a list of names counted to another number than it holds (``are "a"
+    and "b": 3``)."""
     for m in _DESCRIBED.finditer(thought):
         name = set(_fold(m.group(1)).split())
         if any(w not in name for w in _fold(m.group(2)).split() if w not in _GENERIC):
             return True
+    if any(not 0 < int(k) <= int(n) for k, n in _COUNT.findall(thought)):
+        return True  # ``(3 of 2)``: counted past the end
     return any(len(_QUOTED.findall(m.group(1))) != int(m.group(2)) for m in _LISTED.finditer(thought))
 
 

@@ -329,6 +329,8 @@ def test_false_claim_checks_descriptions_and_counts():
     assert not false_claim(click(10, 10, counted.format('"a", "b" and "c"', 3, 3)))
     assert false_claim(click(10, 10, counted.format('"large yellow letter c" and "small yellow letter k"', 3, 3)))
     assert false_claim(click(10, 10, counted.format('"a"', 2, 2)))
+    assert false_claim(click(10, 10, 'This post is by @felis; click its "Reply" button (3 of 2).'))
+    assert not false_claim(click(10, 10, 'This post is by @felis; click its "Reply" button (2 of 2).'))
 
 
 def test_next_word_after_the_claims_of_the_asked_boxes():
@@ -406,6 +408,17 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
     assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    tabs = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "tab", "Tab #2", 100, 20, checked=False), el(1, "tab", "Tab #3", 200, 20, checked=True)])
+    nxt = '"massa" is not on "Tab #2"; open the next tab, "{}", to look for it.'
+    assert against_state(click(200, 20, nxt.format("Tab #3")), tabs)  # shown open already
+    assert not against_state(click(100, 20, nxt.format("Tab #2")), tabs)
+    posts = Observation(screenshot=None, width=800, height=600, elements=[  # two posts, each headed by its handle
+        el(0, "text", "@felis", 60, 50), el(1, "icon", "reply", 20, 100, 16, 16),
+        el(2, "text", "@vina", 60, 150), el(3, "icon", "reply", 20, 200, 16, 16)])
+    assert not against_state(click(28, 108, mark), posts, 'Click "Reply" on all posts by @felis.')
+    assert against_state(click(28, 208, mark), posts, 'Click "Reply" on all posts by @felis.')  # @vina's post
+    assert not against_state(click(28, 20, mark), posts, 'Click "Reply" on all posts by @felis.')  # header out of sight
     listed = "Select Deep feature, Score and click Submit."  # MiniWoB++'s click-checkboxes: verb first
     assert against_state(click(50, 110, 'Check "Deep feature": the instruction lists exactly these.'), boxes, listed)
     assert not against_state(click(50, 210, 'Check "Score": the instruction lists exactly these.'), boxes, listed)
