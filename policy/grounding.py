@@ -248,6 +248,7 @@ _COUNT = re.compile(r"\((\d+) of (\d+)\)")
 _TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection towards "A"``
 
 
+_ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 
@@ -267,7 +268,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     one shown marked already, unticks one
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
-    quote is; or opens a tab shown open; or says a feed post is by a user when the handle heading it is another's; or moves a list's selection on towards a row shown selected already (a key press
+    quote is, or that everything asked for is done while a box the task names is unticked; or
+    opens a tab shown open; or says a feed post is by a user when the handle heading it is another's; or moves a list's selection on towards a row shown selected already (a key press
     too). A small model that has lost count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     m = _TOWARDS.search(thought)
@@ -280,6 +282,11 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
         return True  # the post the click lands in is another user's
     asked = quoted(task)
+    if _ALL_DONE.search(thought) and any(
+            el.role == "checkbox" and el.checked is False and _on_screen(el, observation) and el.text.strip()
+            and re.search(r"(?<!\w)" + re.escape(_fold(el.text)) + r"(?!\w)", _fold(task))
+            for el in observation.elements):
+        return True  # a box the task names (``Select abw, Ho and click Submit``) is shown unticked
     if asked and "no other box is checked" in thought and any(
             el.interactive and el.role in TICK_ROLES and el.checked and _fold(el.text) not in asked
             for el in observation.elements):

@@ -408,6 +408,9 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
     assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    listed_done = 'Everything asked for is done; click "Submit".'
+    assert against_state(click(50, 400, listed_done), boxes, "Select Trail, Score and click Submit.")  # Score unticked
+    assert not against_state(click(50, 400, listed_done), boxes, "Select Trail, Deep feature and click Submit.")
     tabs = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "tab", "Tab #2", 100, 20, checked=False), el(1, "tab", "Tab #3", 200, 20, checked=True)])
     nxt = '"massa" is not on "Tab #2"; open the next tab, "{}", to look for it.'
