@@ -350,21 +350,31 @@ def _false_date(thought: str) -> bool:
 
 _DESCRIBED = re.compile(r'"([^"\n]{1,100})" is an? ([\w ]{1,60});')
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
-_LISTED = re.compile(r'\bare ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b')
+_LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
+_COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
 
 
 def _false_description(thought: str) -> bool:
     """A quoted name said to be what it does not name (``"small red circle" is a large red item;``:
     each word of the description but a generic one is a word of the name), an item counted past
-    the end (``(3 of 2)``), or a list of names counted to another number than it holds (``are "a"
-    and "b": 3``)."""
+    the end (``(3 of 2)``), a list of names counted to another number than it holds (``are "a"
+    and "b": 3``) or holding a name that is not what is counted, or a count clicked as another."""
     for m in _DESCRIBED.finditer(thought):
         name = set(_fold(m.group(1)).split())
         if any(w not in name for w in _fold(m.group(2)).split() if w not in _GENERIC):
             return True
     if any(not 0 < int(k) <= int(n) for k, n in _COUNT.findall(thought)):
         return True  # ``(3 of 2)``: counted past the end
-    return any(len(_QUOTED.findall(m.group(1))) != int(m.group(2)) for m in _LISTED.finditer(thought))
+    if any(a != b for a, b in _COUNT_CLICK.findall(thought)):
+        return True  # counted one number, clicks another
+    for m in _LISTED.finditer(thought):
+        names = [_fold(a or b) for a, b in _QUOTED.findall(m.group(2))]
+        if len(names) != int(m.group(3)):
+            return True
+        wanted = [w for w in _fold(m.group(1) or "").split() if w not in _GENERIC]
+        if any(w not in n.split() for n in names for w in wanted):
+            return True  # a listed name is not what is counted (``The yellow letters are "red letter k"``)
+    return False
 
 
 def false_claim(step: Step) -> bool:
@@ -566,6 +576,9 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
             candidates = [el for el in named_elements(observation, wanted) if el.role in SELECT_ROLES] if wanted else []
         else:
             candidates = named_elements(observation, names)
+        if len(candidates) > 1:  # names that differ in case only ("Previous", "previous"): the one quoted
+            raw = {" ".join((a or b).split()) for a, b in _QUOTED.findall(target_clause(step.thought))}
+            candidates = [el for el in candidates if " ".join(el.text.split()) in raw] or candidates
         here = observation.element_at(p.x, p.y)
         if not candidates or here in candidates:
             return step, False

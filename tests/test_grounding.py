@@ -29,6 +29,15 @@ def click(x: float, y: float, thought: str) -> Step:
     return Step(thought=thought, actions=[Click(point=Point(x=x, y=y))], raw="click")
 
 
+def test_a_name_in_two_cases_grounds_to_the_one_quoted():
+    obs = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "button", "previous", 100, 100), el(1, "button", "Previous", 300, 100)])
+    step, moved = ground_step(click(100, 100, 'The button labelled "Previous" matches the instruction; click it.'), obs)
+    assert moved and step.actions[0].point == Point(x=300 + 50, y=100 + 15)
+    step, moved = ground_step(click(300, 100, 'The button labelled "previous" matches; click it.'), obs)
+    assert moved and step.actions[0].point == Point(x=100 + 50, y=100 + 15)
+
+
 def test_quoted_strings_are_folded_and_deduplicated():
     assert quoted('Click the "Upload  Image" link, then “Save”; not "upload image" again.') == \
         ["upload image", "save"]
@@ -326,9 +335,14 @@ def test_false_claim_checks_descriptions_and_counts():
     assert false_claim(click(10, 10, said.format("small red circle", "blue circle")))
     counted = 'The yellow letters are {}: {}; click "{}".'
     assert not false_claim(click(10, 10, counted.format('"large yellow letter c" and "small yellow letter k"', 2, 2)))
-    assert not false_claim(click(10, 10, counted.format('"a", "b" and "c"', 3, 3)))
+    assert not false_claim(click(10, 10, 'The marks are "a", "b" and "c": 3; click "3".'))
     assert false_claim(click(10, 10, counted.format('"large yellow letter c" and "small yellow letter k"', 3, 3)))
     assert false_claim(click(10, 10, counted.format('"a"', 2, 2)))
+    assert false_claim(click(10, 10, counted.format('"large yellow letter c"', 1, 2)))  # clicks another number
+    assert false_claim(click(10, 10, counted.format('"large red letter c"', 1, 1)))  # not yellow
+    assert not false_claim(click(10, 10, 'The large items are "large red letter c": 1; click "1".'))
+    assert not false_claim(click(10, 10, 'No mark is a yellow letter: 0; click "0".'))
+    assert false_claim(click(10, 10, 'No mark is a yellow letter: 0; click "3".'))
     assert false_claim(click(10, 10, 'This post is by @felis; click its "Reply" button (3 of 2).'))
     assert not false_claim(click(10, 10, 'This post is by @felis; click its "Reply" button (2 of 2).'))
 

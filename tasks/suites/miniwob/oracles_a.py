@@ -115,11 +115,13 @@ def click_shape(ctx: OracleContext):
             continue
         if what != "item" and what not in (kind, text):
             continue
-        desc = " ".join(p for p in (size, color, what) if p)
-        el = ctx.listed(handles[it["i"]])
-        if el is not None and el.role == "shape":  # quote the mark as the element list names it
-            return f'The "{el.text}" is a {desc}; click it.', ctx.click(handles[it["i"]])
-        return f"This is a {desc} as described; click it.", ctx.click(handles[it["i"]])
+        # Quote the task's words, each a word of the mark's name in the element list: the click is
+        # aimed at the mark that carries them all (grounding), a copy, not a choice among names.
+        said = [f'"{w}"' for w in (size, color) if w] + ([f'a "{what}"'] if what not in ("item", "shape") else [])
+        if not said:
+            return "Any mark will do; click one.", ctx.click(handles[it["i"]])
+        listing = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
+        return f"The mark asked for is {listing}; click it.", ctx.click(handles[it["i"]])
     raise OracleError(f"click-shape: nothing matches {ctx.instruction!r}")
 
 
@@ -367,13 +369,11 @@ def choose_date(ctx: OracleContext):
 
 # -- pie menu, shades ---------------------------------------------------------------------------
 
-_PIE_JS = """(t) => { const out = {spreader: null, item: null};
+_PIE_JS = """(t) => { const out = {item: null};
   for (const e of document.querySelectorAll('#divWheel text[id^="wheelnav-divWheel-title-"]')) {
     if (e.textContent !== t) continue;
-    const i = e.id.split('-').pop();
-    const s = document.getElementById('wheelnav-divWheel-slice-' + i).getBoundingClientRect();
     const r = e.getBoundingClientRect();
-    out.item = {i: +i, size: Math.max(s.width, s.height), text: [r.left, r.top, r.width, r.height]};
+    out.item = {text: [r.left, r.top, r.width, r.height]};
   }
   return out; }"""
 
@@ -384,14 +384,15 @@ def click_pie(ctx: OracleContext):
     info = ctx.js(_PIE_JS, label)
     if info["item"] is None:
         raise OracleError(f"click-pie: no item {label!r}")
-    size = info["item"]["size"]
     # The centre shows "+" while closed and "-" from the click on (a second click closes it again)
     if ctx.text("#wheelnav-divWheel-spreadertitle") != "-":
         return 'The pie menu shows "+": it is closed; click "+" to expand it.', ctx.click(
             "#wheelnav-divWheel-spreader")
-    if size < 10 or ctx.memory.get("pie_size") != size:  # still growing: wait until two reads agree
-        ctx.memory["pie_size"] = size
-        return 'The pie menu shows "-" and is still opening; wait for it.', ctx.wait(0.3)
+    # It grows for about a second. One long wait, not waits until two reads agree: how many of
+    # those it takes is not on the screen, one wait in the history is.
+    if not ctx.memory.get("pie_waited"):
+        ctx.memory["pie_waited"] = True
+        return 'The pie menu shows "-" and is opening; wait for it.', ctx.wait(1.5)
     x, y, w, h = info["item"]["text"]
     return f'The slice labelled "{label}" is the one asked for; click it.', ctx.click((x + w / 2, y + h / 2))
 
