@@ -245,9 +245,7 @@ TICK_ROLES = ("checkbox", "switch", "menuitemcheckbox")
 _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 _TOGGLE_FIRST = re.compile(r'^\s*(un)?(?:tick|check) "', re.I)  # ``Check "A": the task lists it.``
 _COUNT = re.compile(r"\((\d+) of (\d+)\)")
-_TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection towards "A"``
-
-
+_TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection …``
 _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
@@ -269,7 +267,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
     quote is, or that everything asked for is done while a box the task names is unticked; or
-    opens a tab shown open; or says a feed post is by a user when the handle heading it is another's; or moves a list's selection on towards a row shown selected already (a key press
+    opens a tab shown open; or says a feed post is by a user when the handle heading it is
+    another's; or moves a list's selection on towards a row shown selected already (a key press
     too). A small model that has lost count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     m = _TOWARDS.search(thought)
@@ -296,7 +295,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
         return False
     boxes = [el for el in named_elements(observation, names) if el.checked is not None]
     if _OPENS.search(target_clause(thought)) and any(el.role == "tab" and el.checked for el in boxes):
-        return True  # opening the tab (or accordion section) that is open already: the click does nothing or closes it
+        return True  # a tab (an accordion section) open already: the click does nothing or closes it
     if "not asked for" in thought and (not boxes or any(_fold(el.text) in asked for el in boxes)):
         return True  # also for a part of the name ("Answer" for the box "Answer note"), a slip, none
     m = _TOGGLE.search(thought) or _TOGGLE_FIRST.match(thought)

@@ -41,11 +41,13 @@ class MoEPolicy(BasePolicy):
     ``verify`` (on by default): when greedy decoding points at a name nothing on screen holds (one
     the task quotes, or one it made up; grounding.off_screen), a few samples are drawn and the most
     likely one that does not is taken (it looks for the target: another tab, a scroll), as for a
-    repeated action; likewise when its thought contradicts the box it clicks (ticks a ticked one,
-    calls one the task quotes "not asked for"; grounding.against_state; when a box on screen is
-    checked and not asked for, such a click is aimed at it instead: grounding.untick_unasked), or
-    says a text it picks starts or ends with what it does not, writes a date two ways that differ,
-    or takes a calendar step its months do not call for (grounding.false_claim), or types nothing,
+    repeated action; likewise when its thought contradicts the screen where it acts (ticks a ticked
+    box, calls one the task quotes "not asked for", opens a tab shown open, says a post is by a user
+    another heads, says all is done while a box the task names is unticked; grounding.against_state;
+    when a box on screen is checked and not asked for, such a click is aimed at it instead:
+    grounding.untick_unasked), or says a text it picks starts or ends with what it does not, writes
+    a date two ways that differ, takes a calendar step its months do not call for, or counts or
+    describes what it quotes wrongly (grounding.false_claim), or types nothing,
     or a text neither the task nor its thought holds (grounding.false_type).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
