@@ -50,6 +50,7 @@ from actions.schema import Point, Step
 from perception.observation import Element, Observation
 from perception.space import CoordinateSpace
 
+NAMED_ROLES = ("icon", "swatch", "shape")  # what the element list names a picture by: not drawn text
 POINTER_KINDS = ("click", "double_click", "right_click", "hover", "select")
 SELECT_ROLES = ("combobox", "listbox")  # what a select_option may be moved onto
 REPAIR_RATIO = 0.75  # difflib similarity from which a name no element carries is read as the task's
@@ -89,7 +90,7 @@ def _score(el: Element, names: list[str]) -> tuple[bool, int, bool, int] | None:
         return None
     if not el.interactive:  # static text only by its whole text: a sentence (the task's own
         return (False, 1, True, 0) if text in names else None  # instruction) mentions everything
-    if len(text) > _holds(el):
+    if len(text) > _holds(el) and el.role not in NAMED_ROLES:
         return None  # more text than its box can show: the rest is drawn outside it (a menu toggle)
     rest, found = text, 0
     for n in names:

@@ -128,7 +128,8 @@ def test_wrong_click_fails(driver, suite):
     assert out.done and not out.success and out.reward == -1.0
 
 
-@pytest.mark.parametrize("task_id", ["click-button", "click-checkboxes", "choose-list", "click-tab-2", "enter-text"])
+@pytest.mark.parametrize("task_id", ["click-button", "click-checkboxes", "choose-list", "click-tab-2", "enter-text",
+                                     "click-shape", "count-shape", "identify-shape", "click-shades"])
 def test_oracle_solves(driver, suite, task_id):
     if task_id not in load_oracles():
         pytest.skip(f"no oracle for {task_id} yet")
@@ -165,3 +166,32 @@ def test_search_teachers_look_in_order(driver, suite, task_id, word):
         if any(f'the next {word}' in t for t in r.thoughts):
             assert any(re.search(r'is not (on|in) "', t) for t in r.thoughts)  # it names the one shown
     assert any(len(n) >= 2 for n in opened), opened  # some link was two tabs (sections) away
+
+
+@pytest.mark.parametrize("task_id", ["click-shape", "count-shape"])
+def test_drawing_teachers_quote_the_element_list(driver, suite, task_id):
+    # The teachers write what the element list says of the drawing's marks: click-shape quotes the
+    # task's words, and the click is aimed from anywhere at a mark carrying them all; count-shape
+    # lists the marks it counts by their names, and the list, the count and the click agree.
+    import dataclasses
+
+    from actions.schema import Click, Point
+    from perception import observe
+    from policy.base import Episode
+    from policy.grounding import false_claim, ground_step
+
+    for seed in (0, 1, 2, 3):
+        ep = suite.episode(task_id, seed, split="test")
+        oracle = MiniWoBOracle(task_id)
+        ep.setup(driver)
+        oracle.reset(Episode(instruction=ep.instruction, task=ep, driver=driver, seed=ep.seed))
+        obs = observe(driver.capture())
+        step = oracle.act(ep.instruction, obs, [])
+        assert not false_claim(step), step.thought
+        if task_id == "click-shape":
+            assert step.thought.startswith("The mark asked for is ") or step.thought.startswith("Any mark"), step.thought
+            step, _ = ground_step(dataclasses.replace(step, actions=[Click(point=Point(x=1, y=209))]), obs)
+        else:
+            assert step.thought.startswith(("The ", "No mark is", "Counting")), step.thought
+        driver.execute(step.actions[0])
+        assert ep.evaluate(driver).success, (seed, step.thought)
