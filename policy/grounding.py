@@ -348,21 +348,15 @@ def _false_date(thought: str) -> bool:
                for m in _SHOWS.finditer(thought))
 
 
-_DESCRIBED = re.compile(r'"([^"\n]{1,100})" is an? ([\w ]{1,60});')
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
 _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
 
 
 def _false_description(thought: str) -> bool:
-    """A quoted name said to be what it does not name (``"small red circle" is a large red item;``:
-    each word of the description but a generic one is a word of the name), an item counted past
-    the end (``(3 of 2)``), a list of names counted to another number than it holds (``are "a"
-    and "b": 3``) or holding a name that is not what is counted, or a count clicked as another."""
-    for m in _DESCRIBED.finditer(thought):
-        name = set(_fold(m.group(1)).split())
-        if any(w not in name for w in _fold(m.group(2)).split() if w not in _GENERIC):
-            return True
+    """An item counted past the end (``(3 of 2)``), a list of names counted to another number than
+    it holds (``are "a" and "b": 3``) or holding a name that is not a name of what is counted (each
+    word of it but a generic one is a word of each name), or a count clicked as another."""
     if any(not 0 < int(k) <= int(n) for k, n in _COUNT.findall(thought)):
         return True  # ``(3 of 2)``: counted past the end
     if any(a != b for a, b in _COUNT_CLICK.findall(thought)):
@@ -383,7 +377,7 @@ def false_claim(step: Step) -> bool:
     ends with "Kong"``, ``the suggestion that ends with "Kong" is "Honduras"``: a small model copies
     the first suggestion of a list and states the task's test as passed), or writes a date two ways
     that differ, or takes a calendar step the months it names do not call for (``_false_date``), or
-    describes or counts what it quotes wrongly (``_false_description``)."""
+    counts what it quotes wrongly (``_false_description``)."""
     thought = step.thought or ""
     if _false_date(thought) or _false_description(thought):
         return True

@@ -46,8 +46,8 @@ class MoEPolicy(BasePolicy):
     another heads, says all is done while a box the task names is unticked; grounding.against_state;
     when a box on screen is checked and not asked for, such a click is aimed at it instead:
     grounding.untick_unasked), or says a text it picks starts or ends with what it does not, writes
-    a date two ways that differ, takes a calendar step its months do not call for, or counts or
-    describes what it quotes wrongly (grounding.false_claim), or types nothing,
+    a date two ways that differ, takes a calendar step its months do not call for, or counts
+    what it quotes wrongly (grounding.false_claim), or types nothing,
     or a text neither the task nor its thought holds (grounding.false_type).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
