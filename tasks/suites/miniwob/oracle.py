@@ -383,6 +383,11 @@ class MiniWoBOracle(BasePolicy):
         return Step(thought=thought, actions=actions, raw=_format(thought, actions, observation))
 
 
+def joined(parts: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``: a thought's list."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _format(thought: str, actions: list, observation: Observation | None) -> str:
     """The step in UI-TARS text (what a student is trained to write); '' if formatting is absent."""
     try:

@@ -8,7 +8,7 @@ import colorsys
 import re
 from datetime import date
 
-from tasks.suites.miniwob.oracle import OracleContext, OracleError, oracle
+from tasks.suites.miniwob.oracle import OracleContext, OracleError, joined, oracle
 
 SUBMIT = "Submit"
 
@@ -120,8 +120,7 @@ def click_shape(ctx: OracleContext):
         said = [f'"{w}"' for w in (size, color) if w] + ([f'a "{what}"'] if what not in ("item", "shape") else [])
         if not said:
             return "Any mark will do; click one.", ctx.click(handles[it["i"]])
-        listing = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
-        return f"The mark asked for is {listing}; click it.", ctx.click(handles[it["i"]])
+        return f"The mark asked for is {joined(said)}; click it.", ctx.click(handles[it["i"]])
     raise OracleError(f"click-shape: nothing matches {ctx.instruction!r}")
 
 

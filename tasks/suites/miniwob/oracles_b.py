@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 
-from tasks.suites.miniwob.oracle import OracleContext, OracleError, oracle
+from tasks.suites.miniwob.oracle import OracleContext, OracleError, joined, oracle
 
 # -- shared helpers ----------------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ def count_shape(ctx: OracleContext):
     button = ctx.click(ctx.find_text(str(n), "#count-buttons button"))
     marks = sorted((el for el in found if el is not None and el.role == "shape"), key=lambda el: el.index)
     if len(marks) == n and 0 < n <= _LISTED_MAX:  # name them as listed: counting is copying
-        names = ", ".join(f'"{el.text}"' for el in marks[:-1]) + (" and " if n > 1 else "") + f'"{marks[-1].text}"'
+        names = joined(['"' + el.text + '"' for el in marks])
         return f'The {m.group(1)}s are {names}: {n}; click "{n}".', button
     if n == 0:
         return f'No mark is a {m.group(1)}: 0; click "0".', button
