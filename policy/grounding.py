@@ -247,6 +247,7 @@ _TOGGLE = re.compile(r"\b(un)?(?:tick|check) it\W*$", re.I)
 _TOGGLE_FIRST = re.compile(r'^\s*(un)?(?:tick|check) "', re.I)  # ``Check "A": the task lists it.``
 _COUNT = re.compile(r"\((\d+) of (\d+)\)")
 _TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection …``
+_HUES = frozenset(("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta"))
 _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
@@ -258,6 +259,18 @@ def _author_above(observation: Observation, y: float) -> str | None:
     above = [el for el in observation.elements if el.text.startswith("@") and len(el.text.split()) == 1
              and _on_screen(el, observation) and el.box.center[1] < y]
     return _fold(max(above, key=lambda el: el.box.center[1]).text) if above else None
+
+
+def _left_undone(el: Element, observation: Observation, task: str) -> bool:
+    """Whether ``el`` is on screen and still to do for ``task``: a box it names (unquoted too)
+    shown unticked, or a swatch of a hue it names (``the shades of blue``: "light blue") not
+    selected."""
+    if not _on_screen(el, observation) or not el.text.strip():
+        return False
+    if el.role == "checkbox" and el.checked is False:
+        return re.search(r"(?<!\w)" + re.escape(_fold(el.text)) + r"(?!\w)", _fold(task)) is not None
+    return el.role == "swatch" and not el.checked and bool(set(_fold(el.text).split()) & _HUES & set(
+        re.findall(r"\w+", _fold(task))))
 
 
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
@@ -282,10 +295,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
         return True  # the post the click lands in is another user's
     asked = quoted(task)
-    if _ALL_DONE.search(thought) and any(
-            el.role == "checkbox" and el.checked is False and _on_screen(el, observation) and el.text.strip()
-            and re.search(r"(?<!\w)" + re.escape(_fold(el.text)) + r"(?!\w)", _fold(task))
-            for el in observation.elements):
+    if _ALL_DONE.search(thought) and any(_left_undone(el, observation, task) for el in observation.elements):
         return True  # a box the task names (``Select abw, Ho and click Submit``) is shown unticked
     if asked and "no other box is checked" in thought and any(
             el.interactive and el.role in TICK_ROLES and el.checked and _fold(el.text) not in asked
@@ -348,15 +358,22 @@ def _false_date(thought: str) -> bool:
                for m in _SHOWS.finditer(thought))
 
 
+_SHADE = re.compile(r'"([^"\n]{1,100})"[^"\n]*?\bshade of (\w+)', re.I)  # ``the "light blue" square …: a shade of blue``
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
 _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
 
 
 def _false_description(thought: str) -> bool:
-    """An item counted past the end (``(3 of 2)``), a list of names counted to another number than
-    it holds (``are "a" and "b": 3``) or holding a name that is not a name of what is counted (each
-    word of it but a generic one is a word of each name), or a count clicked as another."""
+    """A colour named as a shade of another hue (``the "dark green" square: it is a shade of blue``;
+    a name without a hue word, ``brown``, is not judged), an item counted past the end (``(3 of
+    2)``), a list of names counted to another number than it holds (``are "a" and "b": 3``) or
+    holding a name that is not a name of what is counted (each word of it but a generic one is a
+    word of each name), or a count clicked as another."""
+    for name, hue in _SHADE.findall(thought):
+        words, hue = set(_fold(name).split()), _fold(hue)
+        if hue in _HUES and words & _HUES and hue not in words:
+            return True  # a "dark green" square called a shade of blue
     if any(not 0 < int(k) <= int(n) for k, n in _COUNT.findall(thought)):
         return True  # ``(3 of 2)``: counted past the end
     if any(a != b for a, b in _COUNT_CLICK.findall(thought)):

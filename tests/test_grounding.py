@@ -340,6 +340,10 @@ def test_false_claim_checks_counts():
     assert false_claim(click(10, 10, 'No mark is a yellow letter: 0; click "3".'))
     assert false_claim(click(10, 10, 'This post is by @felis; click its "Reply" button (3 of 2).'))
     assert not false_claim(click(10, 10, 'This post is by @felis; click its "Reply" button (2 of 2).'))
+    shade = 'Select the "{}" square (2 of 3): it is a shade of {}.'
+    assert false_claim(click(10, 10, shade.format("blue", "green")))
+    assert not false_claim(click(10, 10, shade.format("light green", "green")))
+    assert not false_claim(click(10, 10, shade.format("brown", "red")))  # no hue word: not judged
 
 
 def test_next_word_after_the_claims_of_the_asked_boxes():
@@ -420,6 +424,11 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     listed_done = 'Everything asked for is done; click "Submit".'
     assert against_state(click(50, 400, listed_done), boxes, "Select Trail, Score and click Submit.")  # Score unticked
     assert not against_state(click(50, 400, listed_done), boxes, "Select Trail, Deep feature and click Submit.")
+    shades = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "swatch", "blue", 20, 100, 30, 30, checked=True), el(1, "swatch", "light blue", 60, 100, 30, 30),
+        el(2, "swatch", "red", 100, 100, 30, 30)])
+    assert against_state(click(50, 400, listed_done), shades, "Select all the shades of blue and press Submit.")
+    assert not against_state(click(50, 400, listed_done), shades, "Select all the shades of green and press Submit.")
     tabs = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "tab", "Tab #2", 100, 20, checked=False), el(1, "tab", "Tab #3", 200, 20, checked=True)])
     nxt = '"massa" is not on "Tab #2"; open the next tab, "{}", to look for it.'
