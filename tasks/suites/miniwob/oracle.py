@@ -383,6 +383,43 @@ class MiniWoBOracle(BasePolicy):
         return Step(thought=thought, actions=actions, raw=_format(thought, actions, observation))
 
 
+# MiniWoB++'s grid of shapes (common/shapes.js: click-shape, count-shape, identify-shape)
+SHAPES_JS = """() => [...document.querySelectorAll('#area_svg > *')].map((e, i) => {
+    const b = e.getBBox();
+    return {i, tag: e.tagName, fill: e.getAttribute('fill'), text: e.textContent, w: b.width, h: b.height,
+            fs: parseFloat(e.getAttribute('font-size') || '0')}; })"""
+_SHAPE_NAMES = {"rect": "rectangle", "circle": "circle", "polygon": "triangle"}
+SHAPE_COLORS = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
+
+
+def describe_shape(item: dict) -> dict:
+    """type (letter/digit/shape), text (the character or shape name), size (large/small), color."""
+    if item["tag"] == "text":
+        kind = "digit" if item["text"].isdigit() else "letter"
+        return {"type": kind, "text": item["text"], "size": "large" if item["fs"] >= 15 else "small",
+                "color": item["fill"]}
+    return {"type": "shape", "text": _SHAPE_NAMES.get(item["tag"], item["tag"]),
+            "size": "large" if max(item["w"], item["h"]) >= 15 else "small", "color": item["fill"]}
+
+
+def shapes_described(ctx: OracleContext, words: list[str]) -> tuple[tuple[str, str, str], list]:
+    """shapes.js's description ``[large|small] [colour] item|letter|digit|shape|<its text>`` read
+    from ``words`` as (size, colour, what), and the handles of the grid's shapes it fits."""
+    words = list(words)
+    size = words.pop(0) if len(words) > 1 and words[0] in ("large", "small") else ""
+    color = words.pop(0) if len(words) > 1 and words[0] in SHAPE_COLORS else ""
+    what = " ".join(words)
+    handles = ctx.page.query_selector_all("#area_svg > *")
+    fits = []
+    for item in ctx.js(SHAPES_JS):
+        d = describe_shape(item)
+        if size and d["size"] != size or color and d["color"] != color:
+            continue
+        if what == "item" or what in (d["type"], d["text"]):
+            fits.append(handles[item["i"]])
+    return (size, color, what), fits
+
+
 def joined(parts: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``: a thought's list."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

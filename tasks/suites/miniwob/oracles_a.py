@@ -8,7 +8,7 @@ import colorsys
 import re
 from datetime import date
 
-from tasks.suites.miniwob.oracle import OracleContext, OracleError, joined, oracle
+from tasks.suites.miniwob.oracle import OracleContext, OracleError, joined, oracle, shapes_described
 
 SUBMIT = "Submit"
 
@@ -88,40 +88,17 @@ def _rgb(ctx: OracleContext, css_color: str) -> str:
                   css_color)
 
 
-SHAPE_TAGS = {"rect": "rectangle", "circle": "circle", "polygon": "triangle"}
-SHAPE_COLORS = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
-
-
 @oracle("click-shape")
 def click_shape(ctx: OracleContext):
-    words = ctx.instruction.removeprefix("Click on a").split()
-    size = words.pop(0) if words and words[0] in ("large", "small") else ""
-    color = words.pop(0) if words and words[0] in SHAPE_COLORS else ""
-    what = " ".join(words)
-    items = ctx.js("""() => [...document.querySelectorAll('#area_svg > *')].map((e, i) => {
-        const b = e.getBBox();
-        return {i, tag: e.tagName, fill: e.getAttribute('fill'), text: e.textContent, w: b.width, h: b.height,
-                fs: parseFloat(e.getAttribute('font-size') || '0')}; })""")
-    handles = ctx.page.query_selector_all("#area_svg > *")
-    for it in items:
-        if it["tag"] == "text":
-            kind = "digit" if it["text"].isdigit() else "letter"
-            text, big = it["text"], it["fs"] >= 15
-        else:
-            kind, text, big = "shape", SHAPE_TAGS.get(it["tag"], it["tag"]), max(it["w"], it["h"]) >= 15
-        if size and (("large" if big else "small") != size):
-            continue
-        if color and it["fill"] != color:
-            continue
-        if what != "item" and what not in (kind, text):
-            continue
-        # Quote the task's words, each a word of the mark's name in the element list: the click is
-        # aimed at the mark that carries them all (grounding), a copy, not a choice among names.
-        said = [f'"{w}"' for w in (size, color) if w] + ([f'a "{what}"'] if what not in ("item", "shape") else [])
-        if not said:
-            return "Any mark will do; click one.", ctx.click(handles[it["i"]])
-        return f"The mark asked for is {joined(said)}; click it.", ctx.click(handles[it["i"]])
-    raise OracleError(f"click-shape: nothing matches {ctx.instruction!r}")
+    (size, color, what), handles = shapes_described(ctx, ctx.instruction.removeprefix("Click on a").split())
+    if not handles:
+        raise OracleError(f"click-shape: nothing matches {ctx.instruction!r}")
+    # Quote the task's words, each a word of the mark's name in the element list: the click is
+    # aimed at the mark that carries them all (grounding), a copy, not a choice among names.
+    said = [f'"{w}"' for w in (size, color) if w] + ([f'a "{what}"'] if what not in ("item", "shape") else [])
+    if not said:
+        return "Any mark will do; click one.", ctx.click(handles[0])
+    return f"The mark asked for is {joined(said)}; click it.", ctx.click(handles[0])
 
 
 # -- checkbox / radio forms -------------------------------------------------------------------

@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 import re
 
-from tasks.suites.miniwob.oracle import OracleContext, OracleError, joined, oracle
+from tasks.suites.miniwob.oracle import (SHAPES_JS, OracleContext, OracleError, describe_shape, joined, oracle,
+                                         shapes_described)
 
 # -- shared helpers ----------------------------------------------------------------------------
 
@@ -95,29 +96,12 @@ def grid_coordinate(ctx: OracleContext):
     return f"The point ({x},{y}) is {horiz}{vert} from the origin; click it.", ctx.click(handle)
 
 
-_SVG_ITEMS_JS = """(sel) => [...document.querySelectorAll(sel)].map((e, i) => {
-    const b = e.getBBox();
-    return {i, tag: e.tagName, fill: e.getAttribute('fill'), text: e.textContent, w: b.width, h: b.height,
-            fs: parseFloat(e.getAttribute('font-size') || '0')}; })"""
-_SHAPE_NAMES = {"rect": "rectangle", "circle": "circle", "polygon": "triangle"}
-
-
-def _describe_shape(item: dict) -> dict:
-    """type (letter/digit/shape), text (the character or shape name), size (large/small), color."""
-    if item["tag"] == "text":
-        kind = "digit" if item["text"].isdigit() else "letter"
-        return {"type": kind, "text": item["text"], "size": "large" if item["fs"] >= 15 else "small",
-                "color": item["fill"]}
-    return {"type": "shape", "text": _SHAPE_NAMES.get(item["tag"], item["tag"]),
-            "size": "large" if max(item["w"], item["h"]) >= 15 else "small", "color": item["fill"]}
-
-
 @oracle("identify-shape")
 def identify_shape(ctx: OracleContext):
-    items = ctx.js(_SVG_ITEMS_JS, "#area_svg > *")
+    items = ctx.js(SHAPES_JS)
     if len(items) != 1:
         raise OracleError(f"identify-shape: expected one figure, found {len(items)}")
-    d = _describe_shape(items[0])
+    d = describe_shape(items[0])
     label = {"letter": "Letter", "digit": "Number"}.get(d["type"]) or d["text"].capitalize()
     what = f'the {d["type"]} "{d["text"]}"' if d["type"] != "shape" else f'a {d["text"]}'
     el = ctx.listed(ctx.page.query_selector("#area_svg > *"))
@@ -126,7 +110,6 @@ def identify_shape(ctx: OracleContext):
     return f'The figure is {what}; click "{label}".', ctx.click(ctx.find_text(label, "#area-buttons button"))
 
 
-_COLORS = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
 _LISTED_MAX = 5  # more names than this would not fit a thought
 
 
@@ -135,19 +118,7 @@ def count_shape(ctx: OracleContext):
     m = re.search(r"How many (.+?)s are there\?", ctx.instruction)
     if not m:
         raise OracleError(f"count-shape: cannot read {ctx.instruction!r}")
-    words = m.group(1).split()
-    size = words.pop(0) if len(words) > 1 and words[0] in ("large", "small") else ""
-    color = words.pop(0) if len(words) > 1 and words[0] in _COLORS else ""
-    what = " ".join(words)
-    handles = ctx.page.query_selector_all("#area_svg > *")
-    found = []
-    for item in ctx.js(_SVG_ITEMS_JS, "#area_svg > *"):
-        d = _describe_shape(item)
-        if size and d["size"] != size or color and d["color"] != color:
-            continue
-        if what != "item" and what not in (d["type"], d["text"]):
-            continue
-        found.append(ctx.listed(handles[item["i"]]))
+    found = [ctx.listed(h) for h in shapes_described(ctx, m.group(1).split())[1]]
     n = len(found)
     button = ctx.click(ctx.find_text(str(n), "#count-buttons button"))
     marks = sorted((el for el in found if el is not None and el.role == "shape"), key=lambda el: el.index)
