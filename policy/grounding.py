@@ -71,6 +71,11 @@ def quoted(thought: str) -> list[str]:
     return out
 
 
+def _as_word(text: str) -> re.Pattern:
+    """``text`` as a whole word or run of words (not inside a longer word)."""
+    return re.compile(r"(?<!\w)" + re.escape(text) + r"(?!\w)")
+
+
 def target_clause(thought: str) -> str:
     """The thought's last clause (split at ``;``) that quotes anything ('' when none does)."""
     return next((c for c in reversed((thought or "").split(";")) if quoted(c)), "")
@@ -94,7 +99,7 @@ def _score(el: Element, names: list[str]) -> tuple[bool, int, bool, int] | None:
         return None  # more text than its box can show: the rest is drawn outside it (a menu toggle)
     rest, found = text, 0
     for n in names:
-        rest, k = re.subn(r"(?<!\w)" + re.escape(n) + r"(?!\w)", "", rest)
+        rest, k = _as_word(n).subn("", rest)
         found += k > 0
     return (True, found, text in names, -len(rest.replace(" ", ""))) if found else None
 
@@ -161,7 +166,7 @@ def typed_from_task(step: Step, task: str) -> tuple[Step, bool]:
         text = action.text.strip() if action.kind == "type" else ""
         n = len(text.split())
         if (not text or any(c.isdigit() for c in text) or not 0 < n <= len(words)
-                or re.search(r"(?<!\w)" + re.escape(text) + r"(?!\w)", task)):
+                or _as_word(text).search(task)):
             continue
         spans = {" ".join(words[j:j + n]) for j in range(len(words) - n + 1)}
         if text.casefold() in {sp.casefold() for sp in spans}:
@@ -268,7 +273,7 @@ def _left_undone(el: Element, observation: Observation, task: str) -> bool:
     if not _on_screen(el, observation) or not el.text.strip():
         return False
     if el.role == "checkbox" and el.checked is False:
-        return re.search(r"(?<!\w)" + re.escape(_fold(el.text)) + r"(?!\w)", _fold(task)) is not None
+        return _as_word(_fold(el.text)).search(_fold(task)) is not None
     return el.role == "swatch" and not el.checked and bool(set(_fold(el.text).split()) & _HUES & set(
         re.findall(r"\w+", _fold(task))))
 

@@ -216,8 +216,8 @@
       const style = getComputedStyle(el);
       if (style.display === "none") continue;
       const form = formOf(el);
-      if (!form) {
-        if (el.tagName.toLowerCase() === "text" && clean(el.textContent)) emit(el, "text", ox, oy, frameClip, frameEl, el.textContent);
+      if (!form) {  // text longer than one character
+        if (clean(el.textContent)) emit(el, "text", ox, oy, frameClip, frameEl, el.textContent);
         continue;
       }
       const r = el.getBoundingClientRect();

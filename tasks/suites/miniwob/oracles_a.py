@@ -345,20 +345,16 @@ def choose_date(ctx: OracleContext):
 
 # -- pie menu, shades ---------------------------------------------------------------------------
 
-_PIE_JS = """(t) => { const out = {item: null};
-  for (const e of document.querySelectorAll('#divWheel text[id^="wheelnav-divWheel-title-"]')) {
-    if (e.textContent !== t) continue;
-    const r = e.getBoundingClientRect();
-    out.item = {text: [r.left, r.top, r.width, r.height]};
-  }
-  return out; }"""
+_PIE_JS = """(t) => { const e = [...document.querySelectorAll('#divWheel text[id^="wheelnav-divWheel-title-"]')]
+  .find((e) => e.textContent === t); if (!e) return null;
+  const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }"""
 
 
 @oracle("click-pie", "click-pie-nodelay")
 def click_pie(ctx: OracleContext):
     label = ctx.quoted()[0]
-    info = ctx.js(_PIE_JS, label)
-    if info["item"] is None:
+    title = ctx.js(_PIE_JS, label)  # the slice's label: where its box is
+    if title is None:
         raise OracleError(f"click-pie: no item {label!r}")
     # The centre shows "+" while closed and "-" from the click on (a second click closes it again)
     if ctx.text("#wheelnav-divWheel-spreadertitle") != "-":
@@ -369,7 +365,7 @@ def click_pie(ctx: OracleContext):
     if not ctx.memory.get("pie_waited"):
         ctx.memory["pie_waited"] = True
         return 'The pie menu shows "-" and is opening; wait for it.', ctx.wait(1.5)
-    x, y, w, h = info["item"]["text"]
+    x, y, w, h = title
     return f'The slice labelled "{label}" is the one asked for; click it.', ctx.click((x + w / 2, y + h / 2))
 
 
