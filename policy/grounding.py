@@ -27,7 +27,10 @@ the model wrote it: no quote, no pointer action, a point already on a named elem
 element on screen carries (a target still to scroll to).
 
 Among equally good elements the one with the least text besides the names wins: for ``Click
-"Delete" in the row of "Flag"`` the "Delete Flag" button, not "Delete Flag badge".
+"Delete" in the row of "Flag"`` the "Delete Flag" button, not "Delete Flag badge". A thought that
+places its control in a row (``click "star" in the row of "Ann"``, ``… next to "Ann"``) keeps, of
+several alike controls, those level with an element carrying the row's name: the star of Ann's email,
+not the nearest star.
 
 A drag whose thought sets a slider to a value (``drag its thumb to 21``) is aimed by the slider's
 scale instead (``slide_to_value``).
@@ -194,11 +197,12 @@ def _on_screen(el: Element, observation: Observation) -> bool:
 def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     """The elements on screen (centre inside the observed area) that best carry ``names``: interactive
     before static, then the most names contained (a row's "Remove Ann" button for "Remove" and "Ann"),
-    then an exact text before a longer one."""
+    then an exact text before a longer one. When no text carries a name, the controls whose role
+    is one (``Click a "checkbox"``)."""
     scored = [(score, el) for el in observation.elements if _on_screen(el, observation)
               and (score := _score(el, names)) is not None]
-    if not scored:
-        return []
+    if not scored:  # no text carries a name: a kind of control named (``a "radio" widget``), its controls
+        return [el for el in observation.elements if el.interactive and el.role in names and _on_screen(el, observation)]
     best = max(score for score, _ in scored)
     return [el for score, el in scored if score == best]
 
@@ -206,12 +210,20 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
 _IN_ROW = re.compile(r'"([^"\n]{1,100})" (?:in the row of|in the same row as|next to) "([^"\n]{1,100})"', re.I)
 
 
+def _carrying(observation: Observation, name: str) -> list[Element]:
+    """The elements on screen that carry ``name`` (folded), as grounding reads them."""
+    return [el for el in observation.elements if _on_screen(el, observation) and _score(el, [name]) is not None]
+
+
+def _level_with(observation: Observation, el: Element, row: str) -> bool:
+    """Whether ``el`` is level with an element on screen carrying ``row`` (folded; itself too): in its row."""
+    return any(abs(el.box.center[1] - r.box.center[1]) <= max(el.box.height, r.box.height) / 2
+               for r in _carrying(observation, row))
+
+
 def _in_row(observation: Observation, control: str, row: str) -> bool:
     """Whether a control carrying ``control`` is on screen level with an element carrying ``row``."""
-    def carrying(name: str) -> list[Element]:
-        return [el for el in observation.elements if _on_screen(el, observation) and _score(el, [name]) is not None]
-    return any(el.interactive and abs(el.box.center[1] - r.box.center[1]) <= max(el.box.height, r.box.height) / 2
-               for el in carrying(control) for r in carrying(row))
+    return any(el.interactive and _level_with(observation, el, row) for el in _carrying(observation, control))
 
 
 def off_screen(step: Step, observation: Observation, task: str) -> bool:
@@ -256,6 +268,7 @@ _HUES = frozenset(("red", "orange", "yellow", "green", "cyan", "blue", "purple",
 _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
+_NOT_ON = re.compile(r'\bis not (?:on|in) "([^"\n]{1,100})"', re.I)  # ``"massa" is not on "Tab #2"; …``
 
 
 def _author_above(observation: Observation, y: float) -> str | None:
@@ -278,6 +291,36 @@ def _left_undone(el: Element, observation: Observation, task: str) -> bool:
         re.findall(r"\w+", _fold(task))))
 
 
+_NONE_IS = re.compile(r"\bno mark is an? ([\w ]{1,60}?): (\d+)", re.I)  # ``No mark is a yellow letter: 0``
+_GIVES = re.compile(r"\bcounting the ([\w ]{1,60}?)s in the picture gives (\d+)", re.I)
+_TAKEN = re.compile(r"\bplay \w in the [\w-]+ square", re.I)  # ``Play X in the top-left square: …``
+
+
+def _fits(words: list[str], name: str) -> bool:
+    """Whether a drawing's mark named ``name`` (``large blue letter d``) is one a count's words
+    describe (``blue d``, ``large item``, ``small shapes``: a shape is a mark not a letter or digit)."""
+    have = name.split()
+    for w in words:
+        if w in ("shape", "shapes"):
+            if "letter" in have or "digit" in have:
+                return False
+        elif not {w, w[:-1] if w.endswith("s") else w} & (set(have) | _GENERIC):
+            return False
+    return True
+
+
+def _miscounted(thought: str, observation: Observation) -> bool:
+    """Whether the thought counts a drawing's marks of a description (``The yellow letters are …: 2``,
+    ``No mark is a small triangle: 0``, ``Counting the blue items … gives 3``) to another number than
+    the element list's marks on screen that fit it. Not judged when no mark is listed."""
+    marks = [_fold(el.text) for el in observation.elements if el.role == "shape" and _on_screen(el, observation)]
+    if not marks:
+        return False
+    claims = [(m.group(1), m.group(3)) for m in _LISTED.finditer(thought) if m.group(1)]
+    claims += _NONE_IS.findall(thought) + _GIVES.findall(thought)
+    return any(sum(_fits(_fold(desc).split(), name) for name in marks) != int(n) for desc, n in claims)
+
+
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     """Whether a click's thought contradicts what the screen or the task says of the box it acts on
     (its target clause's names): it ticks a box the element list shows ticked already (``tick it``,
@@ -286,19 +329,33 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
     quote is, or that everything asked for is done while a box the task names is unticked; or
-    opens a tab shown open; or says a feed post is by a user when the handle heading it is
+    opens a tab shown open, or says a link is not on a tab (in a section) when another is the one
+    shown open; or says a feed post is by a user when the handle heading it is
     another's; or moves a list's selection on towards a row shown selected already (a key press
-    too). A small model that has lost count among the boxes or rows writes such steps."""
+    too); or counts a drawing's marks to another number than the element list shows
+    (``_miscounted``); or plays on a board's square marked already. A small model that has lost
+    count among the boxes or rows writes such steps."""
     thought = step.thought or ""
+    if _miscounted(thought, observation):
+        return True
     m = _TOWARDS.search(thought)
     if m and any(el.checked for el in named_elements(observation, [_fold(m.group(1))])):
         return True  # moving the selection on from the row it is to reach, shown selected already
     if not any(a.kind in POINTER_KINDS for a in step.actions):
         return False
     click = next(a for a in step.actions if a.kind in POINTER_KINDS)
+    here = observation.element_at(click.point.x, click.point.y)
+    if _TAKEN.search(thought) and here is not None and _fold(here.text).startswith("mark "):
+        return True  # a board's square marked already (``icon "mark o"``)
     m = _POST_BY.search(thought)
     if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
         return True  # the post the click lands in is another user's
+    m = _NOT_ON.search(thought)
+    if m:  # looked for on a tab (a section): the one shown open is another
+        shown = [_fold(el.text) for el in observation.elements if el.role == "tab" and el.checked
+                 and _on_screen(el, observation)]
+        if shown and _fold(m.group(1)) not in shown:
+            return True
     asked = quoted(task)
     if _ALL_DONE.search(thought) and any(_left_undone(el, observation, task) for el in observation.elements):
         return True  # a box the task names (``Select abw, Ho and click Submit``) is shown unticked
@@ -318,7 +375,6 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if m:
         return {bool(el.checked) for el in boxes} == {m.group(1) is None}
     if _COUNT.search(thought):  # marking items one by one (``click its "Like" button (2 of 3)``)
-        here = observation.element_at(click.point.x, click.point.y)
         return bool(here is not None and here.checked)  # one already marked: the click would unmark it
     return False
 
@@ -367,6 +423,10 @@ _SHADE = re.compile(r'"([^"\n]{1,100})"[^"\n]*?\bshade of (\w+)', re.I)  # ``the
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
 _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
+_RESULTS = re.compile(r'\bresults (\d+) to (\d+): ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"); '
+                      r'result (\d+) is "([^"\n]{1,100})"', re.I)  # ``results 7 to 9: "A", "B" and "C"; result 8 is "B"``
+_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_ON_PAGE = re.compile(r"\bresult (\d+) is on page (\d+) \((\w+) results a page\)", re.I)
 
 
 def _false_description(thought: str) -> bool:
@@ -374,7 +434,9 @@ def _false_description(thought: str) -> bool:
     a name without a hue word, ``brown``, is not judged), an item counted past the end (``(3 of
     2)``), a list of names counted to another number than it holds (``are "a" and "b": 3``) or
     holding a name that is not a name of what is counted (each word of it but a generic one is a
-    word of each name), or a count clicked as another."""
+    word of each name), or a count clicked as another, or a result picked by its place that is not
+    at that place in the results listed (``results 7 to 9: "A", "B" and "C"; result 8 is "C"``), or
+    put on another page than its place gives."""
     for name, hue in _SHADE.findall(thought):
         words, hue = set(_fold(name).split()), _fold(hue)
         if hue in _HUES and words & _HUES and hue not in words:
@@ -383,6 +445,15 @@ def _false_description(thought: str) -> bool:
         return True  # ``(3 of 2)``: counted past the end
     if any(a != b for a, b in _COUNT_CLICK.findall(thought)):
         return True  # counted one number, clicks another
+    for m in _RESULTS.finditer(thought):  # the r-th of results a..b is the (r-a+1)-th name listed
+        a, b, r = int(m.group(1)), int(m.group(2)), int(m.group(4))
+        names = [_fold(x or y) for x, y in _QUOTED.findall(m.group(3))]
+        if len(names) != b - a + 1 or not a <= r <= b or names[r - a] != _fold(m.group(5)):
+            return True
+    for r, page, per in _ON_PAGE.findall(thought):
+        n = _NUMBER_WORDS.index(per.lower()) + 1 if per.lower() in _NUMBER_WORDS else int(per) if per.isdigit() else 0
+        if n and (int(r) - 1) // n + 1 != int(page):
+            return True  # ``result 8 is on page 2 (three results a page)``
     for m in _LISTED.finditer(thought):
         names = [_fold(a or b) for a, b in _QUOTED.findall(m.group(2))]
         if len(names) != int(m.group(3)):
@@ -592,6 +663,9 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
             candidates = [el for el in named_elements(observation, wanted) if el.role in SELECT_ROLES] if wanted else []
         else:
             candidates = named_elements(observation, names)
+        row = _IN_ROW.search(step.thought)
+        if row and len(candidates) > 1:  # ``click "star" in the row of "Ann"``: one of many alike, Ann's
+            candidates = [el for el in candidates if _level_with(observation, el, _fold(row.group(2)))] or candidates
         if len(candidates) > 1:  # names that differ in case only ("Previous", "previous"): the one quoted
             raw = {" ".join((a or b).split()) for a, b in _QUOTED.findall(target_clause(step.thought))}
             candidates = [el for el in candidates if " ".join(el.text.split()) in raw] or candidates

@@ -29,6 +29,32 @@ def click(x: float, y: float, thought: str) -> Step:
     return Step(thought=thought, actions=[Click(point=Point(x=x, y=y))], raw="click")
 
 
+def test_a_control_placed_in_a_row_grounds_to_the_one_in_that_row():
+    inbox = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "text", "Debee", 20, 100, 80, 14, interactive=False), el(1, "icon", "star", 300, 100, 14, 14),
+        el(2, "text", "Marketa", 20, 140, 80, 14, interactive=False), el(3, "icon", "star", 300, 140, 14, 14),
+        el(4, "text", "Bobine", 20, 180, 80, 14, interactive=False), el(5, "icon", "star", 300, 180, 14, 14)])
+    star = 'The email from "Marketa" is in the list; click "star" in the row of "Marketa" to mark it as important.'
+    step, moved = ground_step(click(307, 187, star), inbox)  # Bobine's star, the model's point a row off
+    assert moved and step.actions[0].point == Point(x=307, y=147)
+    step, moved = ground_step(click(307, 147, star), inbox)
+    assert not moved
+    step, moved = ground_step(click(307, 187, 'click "star" in the row of "Nobody".'), inbox)
+    assert not moved  # no such row: the model's own point stands
+
+
+def test_a_kind_of_control_no_text_carries_grounds_to_a_control_of_that_role():
+    widgets = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "textbox", "", 20, 100), el(1, "radio", "He", 20, 200, 20, 20), el(2, "checkbox", "radio", 400, 300)])
+    kind = 'This is a "{}" widget, the kind asked for; click it.'
+    step, moved = ground_step(click(70, 115, kind.format("radio")), widgets)  # a box's text says "radio"
+    assert moved and step.actions[0].point == Point(x=450, y=315)
+    nameless = Observation(screenshot=None, width=800, height=600, elements=widgets.elements[:2])
+    step, moved = ground_step(click(70, 115, kind.format("radio")), nameless)
+    assert moved and step.actions[0].point == Point(x=30, y=210)
+    assert not ground_step(click(70, 115, kind.format("slider")), nameless)[1]
+
+
 def test_a_name_in_two_cases_grounds_to_the_one_quoted():
     obs = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "button", "previous", 100, 100), el(1, "button", "Previous", 300, 100)])
@@ -344,6 +370,14 @@ def test_false_claim_checks_counts():
     assert false_claim(click(10, 10, shade.format("blue", "green")))
     assert not false_claim(click(10, 10, shade.format("light green", "green")))
     assert not false_claim(click(10, 10, shade.format("brown", "red")))  # no hue word: not judged
+    results = 'This page shows results 7 to 9: "Vanda", "Livia" and "Jess"; result {} is "{}"; click it.'
+    assert not false_claim(click(10, 10, results.format(8, "Livia")))
+    assert false_claim(click(10, 10, results.format(8, "Jess")))  # the third listed is result 9
+    assert false_claim(click(10, 10, results.format(3, "Vanda")))  # not on this page
+    assert false_claim(click(10, 10, 'This page shows results 1 to 3: "A" and "B"; result 2 is "B"; click it.'))
+    paged = 'Result {} is on page {} (three results a page); open page {}.'
+    assert not false_claim(click(10, 10, paged.format(8, 3, 3)))
+    assert false_claim(click(10, 10, paged.format(8, 2, 2)))
 
 
 def test_next_word_after_the_claims_of_the_asked_boxes():
@@ -430,10 +464,12 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 400, listed_done), shades, "Select all the shades of blue and press Submit.")
     assert not against_state(click(50, 400, listed_done), shades, "Select all the shades of green and press Submit.")
     tabs = Observation(screenshot=None, width=800, height=600, elements=[
-        el(0, "tab", "Tab #2", 100, 20, checked=False), el(1, "tab", "Tab #3", 200, 20, checked=True)])
-    nxt = '"massa" is not on "Tab #2"; open the next tab, "{}", to look for it.'
-    assert against_state(click(200, 20, nxt.format("Tab #3")), tabs)  # shown open already
-    assert not against_state(click(100, 20, nxt.format("Tab #2")), tabs)
+        el(0, "tab", "Tab #2", 100, 20, checked=True), el(1, "tab", "Tab #3", 200, 20, checked=False)])
+    nxt = '"massa" is not on "{}"; open the next tab, "{}", to look for it.'
+    assert against_state(click(100, 20, nxt.format("Tab #1", "Tab #2")), tabs)  # shown open already
+    assert not against_state(click(200, 20, nxt.format("Tab #2", "Tab #3")), tabs)
+    assert against_state(click(200, 20, nxt.format("Tab #3", "Tab #3")), tabs)  # Tab #2 is the one shown
+    assert against_state(click(200, 20, '"massa" is not in "Tab #3"; expand the next section.'), tabs)
     posts = Observation(screenshot=None, width=800, height=600, elements=[  # two posts, each headed by its handle
         el(0, "text", "@felis", 60, 50), el(1, "icon", "reply", 20, 100, 16, 16),
         el(2, "text", "@vina", 60, 150), el(3, "icon", "reply", 20, 200, 16, 16)])
@@ -458,6 +494,29 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 110, '"Score" is ticked; "Deep" is checked but not asked for; untick it.'), boxes, task)
     assert against_state(click(50, 110, '"Score" is ticked; "Deep featur" is checked but not asked for; untick it.'),
                          boxes, task)
+
+
+def test_against_state_checks_a_count_of_marks_and_a_board_square():
+    from policy.grounding import against_state
+
+    picture = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "shape", "large black letter s", 20, 20, 20, 20), el(1, "shape", "small aqua triangle", 60, 20, 20, 20),
+        el(2, "shape", "large yellow letter d", 100, 20, 20, 20), el(3, "shape", "small yellow letter d", 140, 20, 20, 20),
+        el(4, "shape", "large yellow circle", 180, 20, 20, 20), el(5, "button", "1", 20, 200, 20, 20),
+        el(6, "button", "2", 60, 200, 20, 20), el(7, "button", "0", 100, 200, 20, 20)])
+    two = click(70, 210, 'The yellow ds are "large yellow letter d" and "small yellow letter d": 2; click "2".')
+    assert not against_state(two, picture)
+    assert against_state(click(30, 210, 'The yellow items are "large yellow letter d": 1; click "1".'), picture)
+    assert against_state(click(110, 210, 'No mark is a small triangles: 0; click "0".'), picture)
+    assert not against_state(click(110, 210, 'No mark is a small circle: 0; click "0".'), picture)
+    assert not against_state(click(30, 210, 'Counting the small shapes in the picture gives 1; click "1".'), picture)
+    assert against_state(click(30, 210, 'Counting the letters in the picture gives 1; click "1".'), picture)  # 3
+    assert not against_state(click(30, 210, 'The letters are "a": 1; click "1".'), Observation(
+        screenshot=None, width=800, height=600, elements=[]))  # no mark listed: not judged
+    board = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "icon", "mark o", 20, 20, 40, 40), el(1, "icon", "mark x", 60, 20, 40, 40)])
+    assert against_state(click(40, 40, "Play X in the top-left square: it blocks O's line."), board)
+    assert not against_state(click(140, 40, "Play X in the top-right square: it blocks O's line."), board)
 
 
 def test_slide_to_value_aims_a_drag_by_the_slider_scale():

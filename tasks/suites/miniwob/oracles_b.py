@@ -396,9 +396,13 @@ def search_engine(ctx: OracleContext):
         if step is not None:
             return step
         return f'The search box holds "{term}"; click "Search".', ctx.click("#search")
-    if k in shown:
-        link = ctx.page.query_selector_all("#page-content a")[shown.index(k)]
-        return f"This is result number {k + 1}; click it.", ctx.click(link)
+    if k in shown:  # the page's results named in order, then the one asked for: a pick by place in a
+        links = ctx.page.query_selector_all("#page-content a")  # list the thought has just written
+        names = [" ".join(((el := ctx.listed(a)) and el.text or a.text_content()).split()) for a in links]
+        first, i = shown[0] + 1, shown.index(k)
+        return (f'This page shows results {first} to {first + len(names) - 1}: '
+                f'{joined([f"{chr(34)}{n}{chr(34)}" for n in names])}; result {k + 1} is "{names[i]}"; click it.',
+                ctx.click(links[i]))
     page = k // 3 + 1
     return (f"Result {k + 1} is on page {page} (three results a page); open page {page}.",
             ctx.click(ctx.find_text(str(page), "#pagination a")))
@@ -562,7 +566,8 @@ def email_inbox(ctx: OracleContext):
     if action in ("delete", "star"):
         icon = "trash" if action == "delete" else "star"
         verb = "delete it" if action == "delete" else "mark it as important"
-        return (f"The email from {by} is in the list; click its {icon} icon to {verb}.",
+        # the icon placed in the sender's row: grounding then picks that row's icon among the alike
+        return (f'The email from "{by}" is in the list; click "{icon}" in the row of "{by}" to {verb}.',
                 ctx.click(thread.query_selector(f".{icon}")))
     # the sender quoted: the policy's grounding then lands the click on the row that carries the name
     return f'The email from "{by}" is the one to {action}; open it.', ctx.click(thread)
