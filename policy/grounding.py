@@ -420,6 +420,7 @@ def _false_date(thought: str) -> bool:
 
 
 _SHADE = re.compile(r'"([^"\n]{1,100})"[^"\n]*?\bshade of (\w+)', re.I)  # ``the "light blue" square …: a shade of blue``
+_SHADE_FIRST = re.compile(r'\bshade of (\w+)[^"\n]*?"([^"\n]{1,100})"', re.I)  # ``A shade of blue … is the "light blue" square``
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
 _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
@@ -437,7 +438,7 @@ def _false_description(thought: str) -> bool:
     word of each name), or a count clicked as another, or a result picked by its place that is not
     at that place in the results listed (``results 7 to 9: "A", "B" and "C"; result 8 is "C"``), or
     put on another page than its place gives."""
-    for name, hue in _SHADE.findall(thought):
+    for name, hue in _SHADE.findall(thought) + [(n, h) for h, n in _SHADE_FIRST.findall(thought)]:
         words, hue = set(_fold(name).split()), _fold(hue)
         if hue in _HUES and words & _HUES and hue not in words:
             return True  # a "dark green" square called a shade of blue

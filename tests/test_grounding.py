@@ -370,6 +370,9 @@ def test_false_claim_checks_counts():
     assert false_claim(click(10, 10, shade.format("blue", "green")))
     assert not false_claim(click(10, 10, shade.format("light green", "green")))
     assert not false_claim(click(10, 10, shade.format("brown", "red")))  # no hue word: not judged
+    hue_first = 'A shade of {} not selected yet is the "{}" square (2 of 3); select it.'
+    assert false_claim(click(10, 10, hue_first.format("blue", "light green")))
+    assert not false_claim(click(10, 10, hue_first.format("green", "light green")))
     results = 'This page shows results 7 to 9: "Vanda", "Livia" and "Jess"; result {} is "{}"; click it.'
     assert not false_claim(click(10, 10, results.format(8, "Livia")))
     assert false_claim(click(10, 10, results.format(8, "Jess")))  # the third listed is result 9

@@ -195,3 +195,43 @@ def test_drawing_teachers_quote_the_element_list(driver, suite, task_id):
             assert step.thought.startswith(("The ", "No mark is", "Counting")), step.thought
         driver.execute(step.actions[0])
         assert ep.evaluate(driver).success, (seed, step.thought)
+
+
+@pytest.mark.parametrize("task_id", ["search-engine", "email-inbox", "email-inbox-nl-turk", "click-shades"])
+def test_teachers_thoughts_pass_the_checks_and_aim_the_click(driver, suite, task_id):
+    # Every step a teacher writes passes the policy's checks on the real page, and a click its
+    # thought places by a row (``click "star" in the row of "Ann"``) or a place in a list (``result 8
+    # is "Vanda"``) is aimed at the teacher's own target from a point anywhere else.
+    import dataclasses
+
+    from actions.schema import Point
+    from perception import observe
+    from policy.base import Episode
+    from policy.grounding import against_state, false_claim, ground_step
+
+    aimed = 0
+    for seed in (0, 1, 2, 3):
+        ep = suite.episode(task_id, seed, split="test")
+        oracle = MiniWoBOracle(task_id)
+        ep.setup(driver)
+        oracle.reset(Episode(instruction=ep.instruction, task=ep, driver=driver, seed=ep.seed))
+        for _ in range(ep.max_steps):
+            obs = observe(driver.capture())
+            step = oracle.act(ep.instruction, obs, [])
+            assert not false_claim(step) and not against_state(step, obs, ep.instruction), (seed, step.thought)
+            if " in the row of " in step.thought or " result " in step.thought:
+                click = step.actions[0]
+                far = dataclasses.replace(step, actions=[click.model_copy(update={"point": Point(x=1, y=1)})])
+                moved, _ = ground_step(far, obs)
+                assert obs.element_at(moved.actions[0].point.x, moved.actions[0].point.y) is \
+                    obs.element_at(click.point.x, click.point.y), (seed, step.thought)
+                aimed += 1
+            for action in step.actions:
+                if action.kind == "wait":
+                    time.sleep(action.seconds)
+                else:
+                    driver.execute(action)
+            if ep.evaluate(driver).done:
+                break
+        assert ep.evaluate(driver).success, (seed, step.thought)
+    assert aimed == 4 or task_id != "search-engine"  # each search ends on a result picked by place

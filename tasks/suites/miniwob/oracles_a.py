@@ -394,8 +394,9 @@ def click_shades(ctx: OracleContext):
         if wanted[k] != it["selected"]:
             el = ctx.listed(handles[k])
             name = f'the "{el.text}" square' if el is not None and el.text else "this square"
-            if not it["selected"]:  # counted, so a click on one selected already reads as a slip
-                return (f"Select {name} ({done + 1} of {sum(wanted)}): it is a shade of {color}.",
+            if not it["selected"]:  # counted, so a click on one selected already reads as a slip; the
+                # hue first, copied from the task, then the square's name, read with it in mind
+                return (f"A shade of {color} not selected yet is {name} ({done + 1} of {sum(wanted)}); select it.",
                         ctx.click(handles[k]))
             return f"Deselect {name}: it is not {color}.", ctx.click(handles[k])
     return _submit(ctx, selector="#area button")
