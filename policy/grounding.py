@@ -202,7 +202,8 @@ def named_elements(observation: Observation, names: list[str]) -> list[Element]:
     scored = [(score, el) for el in observation.elements if _on_screen(el, observation)
               and (score := _score(el, names)) is not None]
     if not scored:  # no text carries a name: a kind of control named (``a "radio" widget``), its controls
-        return [el for el in observation.elements if el.interactive and el.role in names and _on_screen(el, observation)]
+        return [el for el in observation.elements
+                if el.interactive and el.role in names and _on_screen(el, observation)]
     best = max(score for score, _ in scored)
     return [el for score, el in scored if score == best]
 
@@ -268,6 +269,7 @@ _HUES = frozenset(("red", "orange", "yellow", "green", "cyan", "blue", "purple",
 _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
+_NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
 _NOT_ON = re.compile(r'\bis not (?:on|in) "([^"\n]{1,100})"', re.I)  # ``"massa" is not on "Tab #2"; …``
 
 
@@ -331,13 +333,19 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open, or says a link is not on a tab (in a section) when another is the one
     shown open; or says a feed post is by a user when the handle heading it is
-    another's; or moves a list's selection on towards a row shown selected already (a key press
+    another's, or that none in view by a user is left unmarked while one has the task's button
+    unmarked; or moves a list's selection on towards a row shown selected already (a key press
     too); or counts a drawing's marks to another number than the element list shows
     (``_miscounted``); or plays on a board's square marked already. A small model that has lost
     count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     if _miscounted(thought, observation):
         return True
+    m = _NONE_LEFT.search(thought)
+    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in quoted(task)
+                 and _on_screen(el, observation) and _author_above(observation, el.box.center[1]) == _fold(m.group(1))
+                 for el in observation.elements):
+        return True  # a post of that user in view still has the task's button unmarked
     m = _TOWARDS.search(thought)
     if m and any(el.checked for el in named_elements(observation, [_fold(m.group(1))])):
         return True  # moving the selection on from the row it is to reach, shown selected already
@@ -420,12 +428,12 @@ def _false_date(thought: str) -> bool:
 
 
 _SHADE = re.compile(r'"([^"\n]{1,100})"[^"\n]*?\bshade of (\w+)', re.I)  # ``the "light blue" square …: a shade of blue``
-_SHADE_FIRST = re.compile(r'\bshade of (\w+)[^"\n]*?"([^"\n]{1,100})"', re.I)  # ``A shade of blue … is the "light blue" square``
+_SHADE_FIRST = re.compile(r'\bshade of (\w+)[^"\n]*?"([^"\n]{1,100})"', re.I)  # ``A shade of blue … is the "light blue" …``
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
 _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
 _RESULTS = re.compile(r'\bresults (\d+) to (\d+): ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"); '
-                      r'result (\d+) is "([^"\n]{1,100})"', re.I)  # ``results 7 to 9: "A", "B" and "C"; result 8 is "B"``
+                      r'result (\d+) is "([^"\n]{1,100})"', re.I)  # ``results 7 to 9: "A" and "B"; result 8 is "B"``
 _NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _ON_PAGE = re.compile(r"\bresult (\d+) is on page (\d+) \((\w+) results a page\)", re.I)
 

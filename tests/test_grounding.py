@@ -479,6 +479,14 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert not against_state(click(28, 108, mark), posts, 'Click "Reply" on all posts by @felis.')
     assert against_state(click(28, 208, mark), posts, 'Click "Reply" on all posts by @felis.')  # @vina's post
     assert not against_state(click(28, 20, mark), posts, 'Click "Reply" on all posts by @felis.')  # header out of sight
+    read_on = Step(thought='No post by @felis in view is left unmarked, and "Submit" is not in view yet; scroll down.',
+                   actions=[Scroll(point=Point(x=400, y=300), direction="down")])
+    all_posts = 'Click the "Reply" button on all posts by @felis and then click Submit.'
+    assert against_state(read_on, posts, all_posts)  # @felis's reply is unmarked
+    marked = Observation(screenshot=None, width=800, height=600, elements=[  # @vina's unmarked: not the user's
+        el(0, "text", "@felis", 60, 50), el(1, "icon", "reply", 20, 100, 16, 16, checked=True),
+        el(2, "text", "@vina", 60, 150), el(3, "icon", "reply", 20, 200, 16, 16)])
+    assert not against_state(read_on, marked, all_posts)
     listed = "Select Deep feature, Score and click Submit."  # MiniWoB++'s click-checkboxes: verb first
     assert against_state(click(50, 110, 'Check "Deep feature": the instruction lists exactly these.'), boxes, listed)
     assert not against_state(click(50, 210, 'Check "Score": the instruction lists exactly these.'), boxes, listed)

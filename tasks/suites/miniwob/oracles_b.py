@@ -639,7 +639,23 @@ def social_media_all(ctx: OracleContext):
     if not m:
         raise OracleError(f"social-media-all: cannot read {ctx.instruction!r}")
     label, user = m.groups()
-    return _social_toggle(ctx, user, label, None, f"every post by {user}")
+    # Decided on what the screen shows, not on how many posts the whole feed holds: a post in view
+    # by the user whose button is not marked yet (the element list marks it "checked") is clicked;
+    # else the feed is read on down, one notch at a time, until its "Submit" comes into view. A click
+    # that missed (the icon's hover image still loading) leaves the button unmarked: clicked again.
+    cls = _SOCIAL_ACTIONS[label]
+    posts = ctx.js(_POSTS_JS, cls)
+    medias = ctx.page.query_selector_all("#area .media")
+    for i, post in enumerate(posts):
+        icon = medias[i].query_selector(f".controls .{cls}")
+        if post["user"] == user and not post["active"] and ctx.reveal(icon) is None:
+            return f'This post is by {user} and its "{label}" button is not marked yet; click it.', ctx.click(icon)
+    submit = ctx.page.query_selector("#submitRow button")
+    down = ctx.reveal(submit)
+    if down is not None:
+        return (f'No post by {user} in view is left unmarked, and "Submit" is not in view yet; scroll down.',
+                down.model_copy(update={"amount": 1}))
+    return '"Submit" is in view: the feed is read to its end; click "Submit".', ctx.click(submit)
 
 
 @oracle("social-media-some", max_steps=40)
