@@ -270,7 +270,6 @@ _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
-_NOT_ON = re.compile(r'\bis not (?:on|in) "([^"\n]{1,100})"', re.I)  # ``"massa" is not on "Tab #2"; …``
 
 
 def _author_above(observation: Observation, y: float) -> str | None:
@@ -331,8 +330,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     shown unticked (the click would undo what is right), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
     quote is, or that everything asked for is done while a box the task names is unticked; or
-    opens a tab shown open, or says a link is not on a tab (in a section) when another is the one
-    shown open; or says a feed post is by a user when the handle heading it is
+    opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
     unmarked; or moves a list's selection on towards a row shown selected already (a key press
     too); or counts a drawing's marks to another number than the element list shows
@@ -358,12 +356,6 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     m = _POST_BY.search(thought)
     if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
         return True  # the post the click lands in is another user's
-    m = _NOT_ON.search(thought)
-    if m:  # looked for on a tab (a section): the one shown open is another
-        shown = [_fold(el.text) for el in observation.elements if el.role == "tab" and el.checked
-                 and _on_screen(el, observation)]
-        if shown and _fold(m.group(1)) not in shown:
-            return True
     asked = quoted(task)
     if _ALL_DONE.search(thought) and any(_left_undone(el, observation, task) for el in observation.elements):
         return True  # a box the task names (``Select abw, Ho and click Submit``) is shown unticked
