@@ -340,9 +340,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if _miscounted(thought, observation):
         return True
     m = _NONE_LEFT.search(thought)
-    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in quoted(task)
-                 and _on_screen(el, observation) and _author_above(observation, el.box.center[1]) == _fold(m.group(1))
-                 for el in observation.elements):
+    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in quoted(task) and _on_screen(el, observation)
+                 and _author_above(observation, el.box.center[1]) == _fold(m.group(1)) for el in observation.elements):
         return True  # a post of that user in view still has the task's button unmarked
     m = _TOWARDS.search(thought)
     if m and any(el.checked for el in named_elements(observation, [_fold(m.group(1))])):
@@ -426,7 +425,8 @@ _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | 
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
 _RESULTS = re.compile(r'\bresults (\d+) to (\d+): ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"); '
                       r'result (\d+) is "([^"\n]{1,100})"', re.I)  # ``results 7 to 9: "A" and "B"; result 8 is "B"``
-_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_NUMBER_WORDS = {w: i + 1 for i, w in enumerate(("one", "two", "three", "four", "five", "six", "seven", "eight",
+                                                  "nine", "ten"))}
 _ON_PAGE = re.compile(r"\bresult (\d+) is on page (\d+) \((\w+) results a page\)", re.I)
 
 
@@ -452,7 +452,7 @@ def _false_description(thought: str) -> bool:
         if len(names) != b - a + 1 or not a <= r <= b or names[r - a] != _fold(m.group(5)):
             return True
     for r, page, per in _ON_PAGE.findall(thought):
-        n = _NUMBER_WORDS.index(per.lower()) + 1 if per.lower() in _NUMBER_WORDS else int(per) if per.isdigit() else 0
+        n = int(per) if per.isdigit() else _NUMBER_WORDS.get(per.lower(), 0)
         if n and (int(r) - 1) // n + 1 != int(page):
             return True  # ``result 8 is on page 2 (three results a page)``
     for m in _LISTED.finditer(thought):

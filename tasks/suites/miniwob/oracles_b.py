@@ -399,9 +399,9 @@ def search_engine(ctx: OracleContext):
     if k in shown:  # the page's results named in order, then the one asked for: a pick by place in a
         links = ctx.page.query_selector_all("#page-content a")  # list the thought has just written
         names = [" ".join(((el := ctx.listed(a)) and el.text or a.text_content()).split()) for a in links]
-        first, i = shown[0] + 1, shown.index(k)
-        return (f'This page shows results {first} to {first + len(names) - 1}: '
-                f'{joined([f"{chr(34)}{n}{chr(34)}" for n in names])}; result {k + 1} is "{names[i]}"; click it.',
+        first, i, listed = shown[0] + 1, shown.index(k), joined(['"' + n + '"' for n in names])
+        return (f'This page shows results {first} to {first + len(names) - 1}: {listed}; '
+                f'result {k + 1} is "{names[i]}"; click it.',
                 ctx.click(links[i]))
     page = k // 3 + 1
     return (f"Result {k + 1} is on page {page} (three results a page); open page {page}.",
