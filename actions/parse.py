@@ -615,11 +615,14 @@ _CANONICAL = {
 }
 
 
+def _unknown(name: str) -> ActionParseError:
+    return ActionParseError(f"unknown action {name[:40]!r}; use one of: {', '.join(SYNTAX)}")
+
+
 def _build(call: Call, space: ModelSpace):
     builder = _BUILDERS.get(call.name)
     if builder is None:
-        known = ", ".join(SYNTAX)
-        raise ActionParseError(f"unknown action {call.name[:40]!r}; use one of: {known}")
+        raise _unknown(call.name)
     a = _Args(call, space)
     try:
         action = builder(a)
@@ -685,6 +688,10 @@ def _locate_actions(text: str) -> tuple[dict, list[Call]]:
                 json_header, calls = _calls_from_block(text[m.end():])
             except ActionParseError as e:
                 error = e
+                continue
+            unknown = next((c.name for c in calls if c.name not in _BUILDERS), None)
+            if unknown is not None:  # "Action: A(…" inside a string: select_option(option='Action: A(')
+                error = _unknown(unknown)
                 continue
             return {**_split_header(text[:m.start()]), **json_header}, calls
         assert error is not None

@@ -408,6 +408,14 @@ def test_round_trip(kind):
     check()
 
 
+def test_an_action_marker_inside_a_string_is_not_the_action():
+    space = SPACES["absolute"]
+    step = parse_response("select_option(start_box='(10,20)', option='Action: A(\\'')", space)
+    assert [a.kind for a in step.actions] == ["select"] and step.actions[0].option == "Action: A('"
+    with pytest.raises(ActionParseError, match="unknown action 'frobnicate'"):
+        parse_response("Thought: x\nAction: frobnicate(1)", space)
+
+
 FRAGMENTS = ["click(", "start_box='", "(", ")", "<point>", "</point>", "'", '"', "\\", "Action:", "Action：",
              "Thought:", "\n\n", ",", "=", "1", "100", "-5", "type(content=", "hotkey(key=", "<think>",
              "</think>", "{", "}", "[", "]", '"action"', ":", "<|box_start|>", "<|box_end|>", "finished()",
