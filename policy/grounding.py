@@ -337,10 +337,11 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     (``_miscounted``); or plays on a board's square marked already. A small model that has lost
     count among the boxes or rows writes such steps."""
     thought = step.thought or ""
+    asked = quoted(task)
     if _miscounted(thought, observation):
         return True
     m = _NONE_LEFT.search(thought)
-    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in quoted(task) and _on_screen(el, observation)
+    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in asked and _on_screen(el, observation)
                  and _author_above(observation, el.box.center[1]) == _fold(m.group(1)) for el in observation.elements):
         return True  # a post of that user in view still has the task's button unmarked
     m = _TOWARDS.search(thought)
@@ -355,7 +356,6 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     m = _POST_BY.search(thought)
     if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
         return True  # the post the click lands in is another user's
-    asked = quoted(task)
     if _ALL_DONE.search(thought) and any(_left_undone(el, observation, task) for el in observation.elements):
         return True  # a box the task names (``Select abw, Ho and click Submit``) is shown unticked
     if asked and "no other box is checked" in thought and any(

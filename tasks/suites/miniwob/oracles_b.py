@@ -615,24 +615,6 @@ def social_media(ctx: OracleContext):
     return _reveal_click(ctx, item, f'The "{label}" item', f'Click "{label}" in the menu of {user}\'s post.')
 
 
-def _social_toggle(ctx: OracleContext, user: str, label: str, wanted: int | None, describe: str):
-    """Activate ``label`` on ``wanted`` posts by ``user`` (None: all of them), then Submit."""
-    cls = _SOCIAL_ACTIONS[label]
-    posts = ctx.js(_POSTS_JS, cls)
-    mine = [i for i, p in enumerate(posts) if p["user"] == user]
-    active = [i for i in mine if posts[i]["active"]]
-    goal = len(mine) if wanted is None else wanted
-    if len(active) < goal:
-        i = next(i for i in mine if not posts[i]["active"])
-        handle = ctx.page.query_selector_all("#area .media")[i].query_selector(f".controls .{cls}")
-        return _reveal_click(ctx, handle, f"The next post by {user}",
-                             f'This post is by {user}; click its "{label}" button ({len(active) + 1} of {goal}).')
-    if len(active) > goal:
-        raise OracleError(f"{ctx.task_id}: more posts marked than asked for")
-    return _reveal_click(ctx, ctx.page.query_selector("#submitRow button"), 'The "Submit" button',
-                         f'"{label}" is clicked on {describe}; click "Submit".')
-
-
 @oracle("social-media-all", max_steps=40)
 def social_media_all(ctx: OracleContext):
     m = re.search(r'Click the "(.+?)" button on all posts by (\S+) and then click Submit', ctx.instruction)
@@ -663,5 +645,17 @@ def social_media_some(ctx: OracleContext):
     m = re.search(r'Click the "(.+?)" button on (\d+) posts? by (\S+) and then click Submit', ctx.instruction)
     if not m:
         raise OracleError(f"social-media-some: cannot read {ctx.instruction!r}")
-    label, n, user = m.group(1), int(m.group(2)), m.group(3)
-    return _social_toggle(ctx, user, label, n, f"{n} post{'s' if n != 1 else ''} by {user}")
+    label, goal, user = m.group(1), int(m.group(2)), m.group(3)
+    cls = _SOCIAL_ACTIONS[label]
+    posts = ctx.js(_POSTS_JS, cls)
+    mine = [i for i, p in enumerate(posts) if p["user"] == user]
+    active = [i for i in mine if posts[i]["active"]]
+    if len(active) < goal:
+        i = next(i for i in mine if not posts[i]["active"])
+        handle = ctx.page.query_selector_all("#area .media")[i].query_selector(f".controls .{cls}")
+        return _reveal_click(ctx, handle, f"The next post by {user}",
+                             f'This post is by {user}; click its "{label}" button ({len(active) + 1} of {goal}).')
+    if len(active) > goal:
+        raise OracleError(f"{ctx.task_id}: more posts marked than asked for")
+    return _reveal_click(ctx, ctx.page.query_selector("#submitRow button"), 'The "Submit" button',
+                         f'"{label}" is clicked on {goal} post{"s" if goal != 1 else ""} by {user}; click "Submit".')
