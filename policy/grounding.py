@@ -257,6 +257,21 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
     return False
 
 
+_AWAY = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,40}? is (?:further (?:down|up)|out of view|not in view|below|above)\b',
+                   re.I)
+
+
+def said_away(step: Step, observation: Observation) -> bool:
+    """Whether a scroll's thought says a name is out of view (``The email from "Storm" is further
+    down the inbox``, ``"Submit" is not in view yet``) while an element on screen carries it (not an
+    icon's name): the scroll would take away what it looks for (the element list holds only what
+    can be hit)."""
+    if not any(a.kind == "scroll" for a in step.actions):
+        return False
+    return any(el.role not in NAMED_ROLES  # a picture's name is read from its classes: a hint, not text
+               for m in _AWAY.finditer(step.thought or "") for el in _carrying(observation, _fold(m.group(1))))
+
+
 _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are)$')
 
 

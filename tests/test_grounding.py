@@ -237,6 +237,27 @@ def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries()
     assert not off_screen(click(650, 115, press), labelled, row_task)
 
 
+def test_said_away_flags_a_scroll_for_a_name_on_screen():
+    from policy.grounding import said_away
+
+    inbox = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "text", "Please forward Storm's email to Elyn.", 0, 0, 160, 50, interactive=False),
+        el(1, "text", "Storm", 7, 75, 98, 12, interactive=False), el(2, "icon", "star", 118, 80, 12, 12),
+        el(3, "button", "Submit", 40, 180, 60, 20)])
+
+    def scroll(thought: str) -> Step:
+        return Step(thought=thought, raw="scroll", actions=[Scroll(point=Point(x=80, y=120), direction="down")])
+
+    assert said_away(scroll('The email from "Storm" is further down the inbox; scroll to it.'), inbox)
+    assert said_away(scroll('No post by @x in view is left unmarked, and "Submit" is not in view yet; scroll down.'),
+                     inbox)
+    assert not said_away(scroll('The email from "Elyn" is further down the inbox; scroll to it.'), inbox)  # only
+    # the instruction's sentence mentions it
+    assert not said_away(scroll('"Storm" is shown; the list goes on below.'), inbox)  # no claim that it is away
+    assert not said_away(click(60, 80, 'The email from "Storm" is further down; open it.'), inbox)  # not a scroll
+    assert not said_away(scroll('The email from Storm is further down the inbox; scroll to it.'), inbox)  # unquoted
+
+
 def test_claimed_state_is_the_state_the_element_list_gives():
     from policy.grounding import box_states, claimed_state
 

@@ -190,6 +190,19 @@ class OracleContext:
         """Evaluate a side-effect-free JS function on the page and return its value."""
         return self.page.evaluate(script, arg)
 
+    def shows(self, name: str) -> bool:
+        """Whether the element list shows ``name`` (also cut by a list's edge): a static text that is
+        the name, or a control (not a picture: an icon's name is read from its classes) whose text
+        holds it as words. A scroll whose thought calls such a name out of view is one the policy's
+        check (grounding.said_away) holds wrong, so a teacher acts on it instead (a click finds
+        the part that shows)."""
+        want = " ".join(name.split()).casefold()
+        word = re.compile(r"(?<!\w)" + re.escape(want) + r"(?!\w)")
+        return self.observation is not None and any(
+            el.role not in ("icon", "swatch", "shape")
+            and ((text := " ".join(el.text.split()).casefold()) == want or (el.interactive and word.search(text)))
+            for el in self.observation.elements)
+
     @property
     def origin(self) -> tuple[float, float]:
         """The observed area's top-left in page CSS px (``#wrap`` sits at (0, 0))."""

@@ -560,9 +560,9 @@ def email_inbox(ctx: OracleContext):
     if by not in s["threads"]:
         raise OracleError(f"{ctx.task_id}: no email from {by!r} in the inbox")
     thread = ctx.page.query_selector_all("#main .email-thread")[s["threads"].index(by)]
-    scroll = ctx.reveal(thread)
+    scroll = None if ctx.shows(by) else ctx.reveal(thread)
     if scroll is not None:
-        return f"The email from {by} is further down the inbox; scroll to it.", scroll
+        return f'The email from "{by}" is further down the inbox; scroll to it.', scroll
     if action in ("delete", "star"):
         icon = "trash" if action == "delete" else "star"
         verb = "delete it" if action == "delete" else "mark it as important"
@@ -570,7 +570,7 @@ def email_inbox(ctx: OracleContext):
         return (f'The email from "{by}" is in the list; click "{icon}" in the row of "{by}" to {verb}.',
                 ctx.click(thread.query_selector(f".{icon}")))
     # the sender quoted: the policy's grounding then lands the click on the row that carries the name
-    return f'The email from "{by}" is the one to {action}; open it.', ctx.click(thread)
+    return f'The email from "{by}" is the one to {action}; open it.', ctx.click(thread.query_selector(".email-sender"))
 
 
 # -- social media ----------------------------------------------------------------------------
@@ -583,8 +583,8 @@ _POSTS_JS = """(cls) => [...document.querySelectorAll('#area .media')].map(m => 
   return {user: m.querySelector('.username').textContent, active: !!c && c.classList.contains('active')}; })"""
 
 
-def _reveal_click(ctx: OracleContext, handle, seen: str, act: str):
-    scroll = ctx.reveal(handle)
+def _reveal_click(ctx: OracleContext, handle, seen: str, act: str, name: str = ""):
+    scroll = None if name and ctx.shows(name) else ctx.reveal(handle)
     if scroll is not None:
         return f"{seen} is out of view in the feed; scroll to it.", scroll
     # the icons swap to a hover image under the pointer, and a first click can miss while it loads
@@ -612,7 +612,7 @@ def social_media(ctx: OracleContext):
     if not ctx.js("(e) => e.getClientRects().length > 0", item):
         return _reveal_click(ctx, media.query_selector(".controls .more"), f"The post by {user}",
                              f'This post is by {user}; open its "more" menu to find "{label}".')
-    return _reveal_click(ctx, item, f'The "{label}" item', f'Click "{label}" in the menu of {user}\'s post.')
+    return _reveal_click(ctx, item, f'The "{label}" item', f'Click "{label}" in the menu of {user}\'s post.', label)
 
 
 @oracle("social-media-all", max_steps=40)
@@ -633,7 +633,7 @@ def social_media_all(ctx: OracleContext):
         if post["user"] == user and not post["active"] and ctx.reveal(icon) is None:
             return f'This post is by {user} and its "{label}" button is not marked yet; click it.', ctx.click(icon)
     submit = ctx.page.query_selector("#submitRow button")
-    down = ctx.reveal(submit)
+    down = None if ctx.shows("Submit") else ctx.reveal(submit)
     if down is not None:
         return (f'No post by {user} in view is left unmarked, and "Submit" is not in view yet; scroll down.',
                 down.model_copy(update={"amount": 1}))
@@ -658,4 +658,5 @@ def social_media_some(ctx: OracleContext):
     if len(active) > goal:
         raise OracleError(f"{ctx.task_id}: more posts marked than asked for")
     return _reveal_click(ctx, ctx.page.query_selector("#submitRow button"), 'The "Submit" button',
-                         f'"{label}" is clicked on {goal} post{"s" if goal != 1 else ""} by {user}; click "Submit".')
+                         f'"{label}" is clicked on {goal} post{"s" if goal != 1 else ""} by {user}; click "Submit".',
+                         "Submit")
