@@ -119,27 +119,38 @@ def _toggle_to(ctx: OracleContext, wanted: set[str], describe: str):
     return _submit(ctx)
 
 
-def _select_list(instruction: str) -> set[str]:
+def _select_list(instruction: str) -> list[str]:
+    """The items the instruction lists, in its order."""
     m = re.match(r"Select (.*) and click Submit\.", instruction)
     if not m:
         raise OracleError(f"cannot read the items to select from {instruction!r}")
     body = m.group(1).removeprefix("words similar to ")
-    return set() if body == "nothing" else {w.strip() for w in body.split(",")}
+    return [] if body == "nothing" else list(dict.fromkeys(w.strip() for w in body.split(",")))
 
 
 @oracle("click-checkboxes", "click-checkboxes-large", "click-checkboxes-transfer")
 def click_checkboxes(ctx: OracleContext):
-    wanted = _select_list(ctx.instruction)
+    wanted = set(_select_list(ctx.instruction))
     return _toggle_to(ctx, wanted, "the instruction lists exactly these")
 
 
 @oracle("click-checkboxes-soft")
 def click_checkboxes_soft(ctx: OracleContext):
-    words = _select_list(ctx.instruction)
-    groups = ctx.js("() => SYNONYMS")  # the task's synonym table stands in for world knowledge
-    labels = {it["label"] for it in _checkbox_state(ctx)}
-    wanted = {lab for lab in labels for g in groups if lab in g and words & set(g)}
-    return _toggle_to(ctx, wanted, "the word means the same as one in the instruction")
+    # The instruction's words in its order, each with the box that means the same (the task's
+    # synonym table stands in for world knowledge): the thought copies the word, then names the box,
+    # so which box a word means is one fact the demonstrations teach, not a choice among all boxes.
+    groups = ctx.js("() => SYNONYMS")
+    state = _checkbox_state(ctx)
+    handles = ctx.page.query_selector_all("#area input[type=checkbox]")
+    wanted = set()
+    for word in _select_list(ctx.instruction):
+        box = next((it for it in state if any(it["label"] in g and word in g for g in groups)), None)
+        if box is None:
+            raise OracleError(f"click-checkboxes-soft: no box means {word!r}")
+        wanted.add(box["label"])
+        if not box["checked"]:
+            return f'"{word}" means "{box["label"]}"; check it.', ctx.click(handles[box["i"]])
+    return _toggle_to(ctx, wanted, "no word asked for means it")
 
 
 @oracle("click-option")
