@@ -257,17 +257,15 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
     return False
 
 
-_AWAY = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,40}? is (?:further (?:down|up)|out of view|not in view|below|above)\b',
-                   re.I)
+_AWAY = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,40}? is (?:further (?:down|up)|out of view|not in view|not visible|'
+                   r'not (?:on|in) "|(?:below|above) the visible)', re.I)
 
 
 def said_away(step: Step, observation: Observation) -> bool:
-    """Whether a scroll's thought says a name is out of view (``The email from "Storm" is further
-    down the inbox``, ``"Submit" is not in view yet``) while an element on screen carries it (not an
-    icon's name): the scroll would take away what it looks for (the element list holds only what
-    can be hit)."""
-    if not any(a.kind == "scroll" for a in step.actions):
-        return False
+    """Whether the thought says a name is not on screen (``The email from "Storm" is further down
+    the inbox``, ``"Submit" is not in view yet``, ``"massa" is not on "Tab #1"``) while an element on
+    screen carries it (not an icon's name): the step would take away what it looks for, which is
+    right there (the element list holds only what can be hit)."""
     return any(el.role not in NAMED_ROLES  # a picture's name is read from its classes: a hint, not text
                for m in _AWAY.finditer(step.thought or "") for el in _carrying(observation, _fold(m.group(1))))
 

@@ -237,7 +237,7 @@ def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries()
     assert not off_screen(click(650, 115, press), labelled, row_task)
 
 
-def test_said_away_flags_a_scroll_for_a_name_on_screen():
+def test_said_away_flags_a_step_that_looks_elsewhere_for_a_name_on_screen():
     from policy.grounding import said_away
 
     inbox = Observation(screenshot=None, width=160, height=210, elements=[
@@ -254,7 +254,9 @@ def test_said_away_flags_a_scroll_for_a_name_on_screen():
     assert not said_away(scroll('The email from "Elyn" is further down the inbox; scroll to it.'), inbox)  # only
     # the instruction's sentence mentions it
     assert not said_away(scroll('"Storm" is shown; the list goes on below.'), inbox)  # no claim that it is away
-    assert not said_away(click(60, 80, 'The email from "Storm" is further down; open it.'), inbox)  # not a scroll
+    assert said_away(click(60, 80, '"Storm" is not on "Tab #1"; open the next tab, "Tab #2".'), inbox)
+    assert not said_away(click(60, 80, '"Elyn" is not on "Tab #1"; open the next tab, "Tab #2".'), inbox)
+    assert not said_away(scroll('The "star" icon is further down; scroll to it.'), inbox)  # an icon's name
     assert not said_away(scroll('The email from Storm is further down the inbox; scroll to it.'), inbox)  # unquoted
 
 
