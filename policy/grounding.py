@@ -529,6 +529,19 @@ def untick_unasked(step: Step, observation: Observation, task: str,
     return dataclasses.replace(step, thought=thought, actions=actions), True
 
 
+_ASKED = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,30}? (?:is )?the (?:item|one|button|tab|option|kind) asked for\b', re.I)
+
+
+def not_asked(step: Step, task: str) -> bool:
+    """Whether the thought calls a name the one asked for (``"Grete" is the item asked for``) that
+    the task does not hold as words: a small model that miscopied the task's name (``Select
+    Jordanna>Lonee``) then settles on a name it sees."""
+    if not task:
+        return False
+    told = _fold(task)
+    return any(not _as_word(_fold(m.group(1))).search(told) for m in _ASKED.finditer(step.thought or ""))
+
+
 def false_type(step: Step, task: str) -> bool:
     """Whether a ``type`` step types nothing (and presses nothing), or its thought says to type a text
     (``type "Gabw shipment"``) that neither the task nor the thought's other quotes hold: a small

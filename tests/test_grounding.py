@@ -260,6 +260,21 @@ def test_said_away_flags_a_step_that_looks_elsewhere_for_a_name_on_screen():
     assert not said_away(scroll('The email from Storm is further down the inbox; scroll to it.'), inbox)  # unquoted
 
 
+def test_not_asked_flags_a_name_the_task_does_not_hold():
+    from policy.grounding import not_asked
+
+    def says(thought: str) -> Step:
+        return click(60, 80, thought)
+
+    assert not_asked(says('"Grete" is the item asked for; click it.'), "Select Jordanna>Lonee")
+    assert not not_asked(says('"Lonee" is the item asked for; click it.'), "Select Jordanna>Lonee")
+    assert not not_asked(says('The dialog button "OK" is the one asked for; click it.'), 'Click the button "ok".')
+    assert not_asked(says('The "red" box is the one asked for; click it.'), "Click on the blue colored box.")
+    assert not not_asked(says('"Grete" is in the menu; hover it.'), "Select Jordanna>Lonee")  # no such claim
+    assert not not_asked(says('"Lon" is the item asked for; click it.'), "")  # nothing to hold it against
+    assert not_asked(says('"Lon" is the item asked for; click it.'), "Select Jordanna>Lonee")  # a part of a word
+
+
 def test_claimed_state_is_the_state_the_element_list_gives():
     from policy.grounding import box_states, claimed_state
 

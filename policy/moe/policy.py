@@ -15,7 +15,7 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, false_type, ground_step,
-                              next_word, off_screen, quoted, said_away, slide_to_value, typed_from_task,
+                              next_word, not_asked, off_screen, quoted, said_away, slide_to_value, typed_from_task,
                               typed_from_thought, untick_unasked)
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
@@ -231,7 +231,7 @@ class MoEPolicy(BasePolicy):
             if self._action_text(step, space) == repeated:
                 step, self.grounded = self._escape(observation, space, repeated, task) or (step, self.grounded)
         def wrong(s: Step) -> bool:
-            return (off_screen(s, observation, task) or said_away(s, observation)
+            return (off_screen(s, observation, task) or said_away(s, observation) or not_asked(s, task)
                     or against_state(s, observation, task) or false_claim(s)
                     or false_type(s, task))
         if self.verify and self.temperature <= 0 and not self.no_elements and wrong(step):
