@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 
+from actions.schema import Scroll
 from tasks.suites.miniwob.oracle import (SHAPES_JS, OracleContext, OracleError, describe_shape, joined, oracle,
                                          shapes_described)
 
@@ -583,9 +584,23 @@ _POSTS_JS = """(cls) => [...document.querySelectorAll('#area .media')].map(m => 
   return {user: m.querySelector('.username').textContent, active: !!c && c.classList.contains('active')}; })"""
 
 
+def _scroll_for(ctx: OracleContext, handle, name: str = "") -> tuple[Scroll | None, bool]:
+    """(the scroll that brings ``handle`` into reach or None when a click reaches it, whether the
+    element list shows ``name`` already): a part in view is clicked where it shows; one whose
+    click would land off the screen is scrolled for with a thought that does not call it out of
+    view, which the policy's check (grounding.said_away) would hold wrong."""
+    scroll = ctx.reveal(handle)
+    if scroll is None or not (name and ctx.shows(name)):
+        return scroll, False
+    p, o = ctx.point(handle), ctx.observation
+    return (None, True) if 0 <= p.x < o.width and 0 <= p.y < o.height else (scroll, True)
+
+
 def _reveal_click(ctx: OracleContext, handle, seen: str, act: str, name: str = ""):
-    scroll = None if name and ctx.shows(name) else ctx.reveal(handle)
+    scroll, shown = _scroll_for(ctx, handle, name)
     if scroll is not None:
+        if shown:
+            return f"{seen} is cut off at the edge; scroll {scroll.direction}.", scroll
         return f"{seen} is out of view in the feed; scroll to it.", scroll
     # the icons swap to a hover image under the pointer, and a first click can miss while it loads
     repeat = ctx.memory.get("last_act") == act
@@ -605,13 +620,21 @@ def social_media(ctx: OracleContext):
     if user not in users:
         raise OracleError(f"social-media: no post by {user!r}")
     media = ctx.page.query_selector_all("#area .media")[users.index(user)]
+
+    def reach(handle, act: str):
+        # the handle quoted: a scroll for a post whose handle the element list shows is held wrong
+        # (grounding.said_away), so a post in view with its buttons cut off says so instead
+        scroll = ctx.reveal(handle)
+        if scroll is not None and ctx.shows(user):
+            return f'The post by "{user}" is in view but its buttons are cut off; scroll down.', scroll
+        return _reveal_click(ctx, handle, f'The post by "{user}"', act)
+
     if cls in ("reply", "retweet", "like"):
-        return _reveal_click(ctx, media.query_selector(f".controls .{cls}"), f"The post by {user}",
-                             f'This post is by {user}; click its "{label}" button.')
+        return reach(media.query_selector(f".controls .{cls}"), f'This post is by {user}; click its "{label}" button.')
     item = media.query_selector(f".controls li.{cls}")
     if not ctx.js("(e) => e.getClientRects().length > 0", item):
-        return _reveal_click(ctx, media.query_selector(".controls .more"), f"The post by {user}",
-                             f'This post is by {user}; open its "more" menu to find "{label}".')
+        return reach(media.query_selector(".controls .more"),
+                     f'This post is by {user}; open its "more" menu to find "{label}".')
     return _reveal_click(ctx, item, f'The "{label}" item', f'Click "{label}" in the menu of {user}\'s post.', label)
 
 
@@ -633,9 +656,10 @@ def social_media_all(ctx: OracleContext):
         if post["user"] == user and not post["active"] and ctx.reveal(icon) is None:
             return f'This post is by {user} and its "{label}" button is not marked yet; click it.', ctx.click(icon)
     submit = ctx.page.query_selector("#submitRow button")
-    down = None if ctx.shows("Submit") else ctx.reveal(submit)
+    down, shown = _scroll_for(ctx, submit, "Submit")
     if down is not None:
-        return (f'No post by {user} in view is left unmarked, and "Submit" is not in view yet; scroll down.',
+        where = "is cut off at the edge" if shown else "is not in view yet"
+        return (f'No post by {user} in view is left unmarked, and "Submit" {where}; scroll down.',
                 down.model_copy(update={"amount": 1}))
     return '"Submit" is in view: the feed is read to its end; click "Submit".', ctx.click(submit)
 
