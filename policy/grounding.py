@@ -283,6 +283,14 @@ _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
+_CUT_OFF = re.compile(r'\bpost by "?(@[\w.-]+)"? is in view but its buttons are cut off', re.I)
+
+
+def _whole(el: Element, observation: Observation) -> bool:
+    """Whether ``el`` is on screen and not cut by the bottom edge or a scroll box's (a feed's icon is
+    square: one shorter than it is wide is cut), which a scroll down reveals."""
+    return (_on_screen(el, observation) and el.box.y + el.box.height < observation.height - 0.5
+            and not (el.role == "icon" and el.box.height < 0.9 * el.box.width))
 
 
 def _author_above(observation: Observation, y: float) -> str | None:
@@ -345,7 +353,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
-    unmarked; or moves a list's selection on towards a row shown selected already (a key press
+    unmarked, or that a user's post in view has its buttons cut off while one shows whole; or moves a list's selection on towards a row shown selected already (a key press
     too); or counts a drawing's marks to another number than the element list shows
     (``_miscounted``); or plays on a board's square marked already. A small model that has lost
     count among the boxes or rows writes such steps."""
@@ -354,9 +362,14 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if _miscounted(thought, observation):
         return True
     m = _NONE_LEFT.search(thought)
-    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in asked and _on_screen(el, observation)
+    if m and any(el.role == "icon" and not el.checked and _fold(el.text) in asked and _whole(el, observation)
                  and _author_above(observation, el.box.center[1]) == _fold(m.group(1)) for el in observation.elements):
-        return True  # a post of that user in view still has the task's button unmarked
+        return True  # a post of that user in view still has the task's button unmarked (whole: one cut
+        # by the bottom edge is scrolled to first)
+    m = _CUT_OFF.search(thought)
+    if m and any(el.role == "icon" and _whole(el, observation)
+                 and _author_above(observation, el.box.center[1]) == _fold(m.group(1)) for el in observation.elements):
+        return True  # a button of that user's post is whole on screen (the bottom edge cuts the others)
     m = _TOWARDS.search(thought)
     if m and any(el.checked for el in named_elements(observation, [_fold(m.group(1))])):
         return True  # moving the selection on from the row it is to reach, shown selected already

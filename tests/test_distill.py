@@ -169,22 +169,22 @@ def test_relabel_renames_quoted_labels_consistently():
     assert relabel("Scroll down.", elements, history, target, rng) == ("Scroll down.", elements, history, target)
 
 
-def test_relabel_renames_the_capitalised_names_a_step_copies():
+def test_relabel_renames_capitalised_names_whatever_the_step():
     from policy.train.relabel import relabel
 
     rng = random.Random(1)
     elements = [{"role": "text", "text": "Select Jordanna>Lonee", "value": ""},
-                {"role": "menuitem", "text": "Jordanna", "value": ""}, {"role": "menuitem", "text": "June", "value": ""},
-                {"role": "icon", "text": "Cicely", "value": ""}, {"role": "text", "text": "similar", "value": ""}]
+                {"role": "menuitem", "text": "Jordanna", "value": ""}, {"role": "combobox", "text": "", "value": "Lonee"}]
     target = 'Thought: Hover "Jordanna" to open its submenu on the way to "Lonee".\nAction: hover(start_box=\'(1,2)\')'
     i2, e2, _, t2 = relabel("Select Jordanna>Lonee", elements, [], target, rng)
-    a, b = i2.removeprefix("Select ").split(">")
+    a, b = i2.removeprefix("Select ").split(">")  # a sentence's first word keeps its meaning
     assert a != "Jordanna" and b != "Lonee" and a[0].isupper() and b[0].isupper()
-    assert e2[1]["text"] == a and e2[0]["text"] == i2 and f'"{a}"' in t2 and f'"{b}"' in t2  # an element, a quote
-    keep = "Select June, Cicely, similar and Jordanna"  # a month, a picture's name, a lower-case word
-    i3, e3, _, _ = relabel(keep, elements, [], "Thought: Click.", rng)
-    assert i3.startswith("Select June, Cicely, similar and ") and not i3.endswith("Jordanna")
-    assert e3[2:] == elements[2:]
+    assert e2[1]["text"] == a and e2[2]["value"] == b and e2[0]["text"] == i2 and f'"{a}"' in t2 and f'"{b}"' in t2
+    _, e3, _, t3 = relabel("Select Jordanna>Lonee", elements[:1], [], "Thought: Done.", random.Random(1))
+    assert e3[0]["text"] == i2 and t3 == "Thought: Done."  # renamed alike when no element or target shows it
+    keep = "Select June, similar and press Submit. Use Monday."  # months, weekdays, lower-case words, sentences
+    assert relabel(keep, [], [], "", rng)[0].startswith("Select June, similar and press ")
+    assert relabel(keep, [], [], "", rng)[0].endswith(". Use Monday.")
 
 
 def test_dataset_relabel_is_deterministic_and_trains(tmp_path):

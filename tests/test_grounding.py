@@ -523,6 +523,14 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
         el(0, "text", "@felis", 60, 50), el(1, "icon", "reply", 20, 100, 16, 16, checked=True),
         el(2, "text", "@vina", 60, 150), el(3, "icon", "reply", 20, 200, 16, 16)])
     assert not against_state(read_on, marked, all_posts)
+    cut = Observation(screenshot=None, width=800, height=600, elements=[  # @felis's buttons cut by the list's edge
+        el(0, "text", "@vina", 60, 50), el(1, "icon", "reply", 20, 100, 16, 16, checked=True),
+        el(2, "text", "@felis", 60, 150), el(3, "icon", "reply", 20, 200, 16, 9)])
+    assert not against_state(read_on, cut, all_posts)
+    buttons_cut = Step(thought='The post by "@felis" is in view but its buttons are cut off; scroll down.',
+                       actions=[Scroll(point=Point(x=400, y=300), direction="down")])
+    assert not against_state(buttons_cut, cut, 'For the user @felis, click on the "Like" button.')
+    assert against_state(buttons_cut, posts, 'For the user @felis, click on the "Like" button.')  # shown whole
     listed = "Select Deep feature, Score and click Submit."  # MiniWoB++'s click-checkboxes: verb first
     assert against_state(click(50, 110, 'Check "Deep feature": the instruction lists exactly these.'), boxes, listed)
     assert not against_state(click(50, 210, 'Check "Score": the instruction lists exactly these.'), boxes, listed)

@@ -3,7 +3,7 @@
 Held-out episodes name labels the student never saw ("Click the "Vina" link"): to succeed it must
 find the instruction's words among the elements and copy them (and the element's coordinates), not
 recall the training vocabulary. ``relabel`` takes one demonstration and replaces every quoted
-string of its instruction (and each capitalised word of it that the step copies as a name, see
+string of its instruction (and each capitalised word of it that does not start a sentence, see
 ``relabel_map``), wherever it occurs as whole words in the instruction, the element texts
 and values, the history and the target, by a pseudo-word of the same shape (letter runs of similar
 length, the same capitalisation, punctuation and digits kept). The screenshot is left as it was:
@@ -21,7 +21,6 @@ _QUOTED = re.compile(r'"([^"\n]{2,60})"')
 _NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][a-z]{2,}(?![A-Za-z0-9])")  # a capitalised word: Lonee, Storm
 _KEEP = frozenset(("january february march april may june july august september october november december "
                    "monday tuesday wednesday thursday friday saturday sunday").split())
-_PICTURES = ("icon", "swatch", "shape")  # named by the page's classes or drawn: not copied text
 _LETTERS = re.compile(r"[A-Za-z]+")
 _VOWELS = "aeiou"
 _CONSONANTS = "bcdfghjklmnprstvwz"
@@ -56,25 +55,25 @@ def fresh_label(text: str, rng: random.Random) -> str:
     return _LETTERS.sub(sub, text)
 
 
-def relabel_map(instruction: str, rng: random.Random, elements: list[dict[str, Any]] = (),
-                target: str = "") -> dict[str, str]:
+def relabel_map(instruction: str, rng: random.Random) -> dict[str, str]:
     """Old -> new for every quoted string of the instruction that is safe to rename, and every
-    capitalised word of it that is a name the step copies: the whole text of an element (not a
-    picture's name) or a whole quoted string of the target (``Select Jordanna>Lonee``, ``forward
-    Storm's email to Elyn``). Months and weekdays keep their meaning; lower-case words too (a
-    synonym asked for is knowledge, not a copy)."""
+    capitalised word of it outside quotes that does not start a sentence: the names a task copies
+    (``Select Jordanna>Lonee``, ``forward Storm's email to Elyn``, ``click Submit``). Whether a word
+    is renamed depends on the instruction alone, never on the step: a rule that renamed only the
+    names a step shows or quotes would tell the student which step it is in (renamed names only
+    where the name is still to be picked). Months and weekdays keep their meaning; lower-case words
+    too (a synonym asked for is knowledge, not a copy)."""
     mapping: dict[str, str] = {}
     for s in _QUOTED.findall(instruction):
         s = s.strip()
         if len(s) < 2 or any(c.isdigit() for c in s) or not _LETTERS.search(s) or s.lower() in mapping:
             continue
         mapping[s.lower()] = fresh_label(s, rng)
-    shown = {" ".join(str(e.get("text") or "").split()).lower() for e in elements if e.get("role") not in _PICTURES}
-    said = {q.strip().lower() for q in _QUOTED.findall(target)}
-    for w in _NAME.findall(_QUOTED.sub(" ", instruction)):
-        k = w.lower()
-        if k not in mapping and k not in _KEEP and (k in shown or k in said):
-            mapping[k] = fresh_label(w, rng)
+    bare = _QUOTED.sub(" ", instruction)
+    for m in _NAME.finditer(bare):
+        k, before = m.group(0).lower(), bare[:m.start()].rstrip()
+        if k not in mapping and k not in _KEEP and before and before[-1] not in ".!?":
+            mapping[k] = fresh_label(m.group(0), rng)
     return mapping
 
 
@@ -97,7 +96,7 @@ def apply_map(text: str, mapping: dict[str, str], pattern: re.Pattern | None) ->
 def relabel(instruction: str, elements: list[dict[str, Any]], history: list[str], target: str,
             rng: random.Random) -> tuple[str, list[dict[str, Any]], list[str], str]:
     """The demonstration's texts with its quoted labels renamed consistently (see the module doc)."""
-    mapping = relabel_map(instruction, rng, elements, target)
+    mapping = relabel_map(instruction, rng)
     pattern = _pattern(mapping)
     if pattern is None:
         return instruction, elements, history, target
