@@ -353,9 +353,9 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
-    unmarked, or that a user's post in view has its buttons cut off while one shows whole; or moves a list's selection on towards a row shown selected already (a key press
-    too); or counts a drawing's marks to another number than the element list shows
-    (``_miscounted``); or plays on a board's square marked already. A small model that has lost
+    unmarked, or that a user's post in view has its buttons cut off while one shows whole; or moves
+    a list's selection on towards a row shown selected already (a key press too); or counts a
+    drawing's marks to another number than the element list shows (``_miscounted``); or plays on a board's square marked already. A small model that has lost
     count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     asked = quoted(task)
