@@ -261,13 +261,19 @@ _AWAY = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,40}? is (?:further (?:down|up)|o
                    r'not (?:on|in) "|(?:below|above) the visible)', re.I)
 
 
+def shows(observation: Observation, name: str) -> bool:
+    """Whether an element on screen carries ``name`` as grounding reads it, not as an icon's name (a
+    picture's name is read from its classes: a hint, not text). The element list holds only what
+    can be hit, so a name shown cut by a list's edge counts too."""
+    return any(el.role not in NAMED_ROLES for el in _carrying(observation, _fold(name)))
+
+
 def said_away(step: Step, observation: Observation) -> bool:
     """Whether the thought says a name is not on screen (``The email from "Storm" is further down
     the inbox``, ``"Submit" is not in view yet``, ``"massa" is not on "Tab #1"``) while an element on
     screen carries it (not an icon's name): the step would take away what it looks for, which is
     right there (the element list holds only what can be hit)."""
-    return any(el.role not in NAMED_ROLES  # a picture's name is read from its classes: a hint, not text
-               for m in _AWAY.finditer(step.thought or "") for el in _carrying(observation, _fold(m.group(1))))
+    return any(shows(observation, m.group(1)) for m in _AWAY.finditer(step.thought or ""))
 
 
 _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are)$')

@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterable, Sequence
 from actions.errors import GalagoError
 from actions.schema import (Click, DoubleClick, Drag, Hotkey, Hover, Point, Scroll, Select, Step, Type, Wait)
 from perception.observation import Box, Element, Observation
+from policy import grounding
 from policy.base import BasePolicy, Episode, HistoryEntry
 
 
@@ -191,17 +192,11 @@ class OracleContext:
         return self.page.evaluate(script, arg)
 
     def shows(self, name: str) -> bool:
-        """Whether the element list shows ``name`` (also cut by a list's edge): a static text that is
-        the name, or a control (not a picture: an icon's name is read from its classes) whose text
-        holds it as words. A scroll whose thought calls such a name out of view is one the policy's
-        check (grounding.said_away) holds wrong, so a teacher acts on it instead (a click finds
-        the part that shows)."""
-        want = " ".join(name.split()).casefold()
-        word = re.compile(r"(?<!\w)" + re.escape(want) + r"(?!\w)")
-        return self.observation is not None and any(
-            el.role not in ("icon", "swatch", "shape")
-            and ((text := " ".join(el.text.split()).casefold()) == want or (el.interactive and word.search(text)))
-            for el in self.observation.elements)
+        """Whether the element list shows ``name`` as the policy's checks read it (grounding.shows),
+        also cut by a list's edge. A scroll whose thought calls such a name out of view is one the
+        check grounding.said_away holds wrong, so a teacher acts on it instead (a click finds the
+        part that shows)."""
+        return self.observation is not None and grounding.shows(self.observation, name)
 
     @property
     def origin(self) -> tuple[float, float]:
