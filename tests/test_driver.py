@@ -322,6 +322,45 @@ def test_icons_and_hover_wrappers(driver, server):
     assert texts["Alpha item"] == "text" and texts["Beta item"] == "text" and "Alpha item Beta item" not in texts
 
 
+def test_capture_waits_for_a_picture_still_loading(make_driver, tmp_path):
+    # An icon whose picture (CSS ``content: url(...)``) is still on its way has no size yet: the
+    # capture waits for the picture requests in flight, so the icon is in the element list and the
+    # screenshot. The server sends the picture 0.6 s late.
+    import shutil
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    pages = Path(__file__).parent / "pages"
+    shutil.copy(pages / "icons" / "reply-hover.png", tmp_path / "slow.png")
+    (tmp_path / "late.html").write_text("<html><body><p>Inbox</p></body></html>")
+
+    class Slow(SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/slow.png"):
+                time.sleep(0.6)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Slow, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        driver = make_driver()
+        driver.goto(f"http://127.0.0.1:{httpd.server_address[1]}/late.html")
+        # added after the load event, as a task's script renders its rows
+        driver.page.evaluate("""() => { const s = document.createElement('span'); s.className = 'star';
+            s.style.cssText = 'content: url(slow.png); height: 12px; display: inline-block';
+            document.body.appendChild(s); }""")
+        icons = [e["text"] for e in driver.capture().elements if e["role"] == "icon"]
+        assert icons == ["star"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_drawing_marks(driver, server):
     driver.goto(server.url("drawing.html"))
     els = driver.capture().elements

@@ -38,6 +38,11 @@ _CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/googl
 # ~60 ms for 200 elements, JSON.stringify + json.loads about 1 ms.
 _ELEMENTS_JS = ("(args) => JSON.stringify((" + (Path(__file__).with_name("elements.js")).read_text().strip()
                 + ")(args))")
+# A capture waits this long at most for pictures, fonts and style sheets in flight, requested in the
+# last _PICTURE_STALE_S (one that hangs longer does not hold every capture back).
+PICTURE_WAIT_S = 1.0
+_PICTURE_STALE_S = 10.0
+_PICTURE_TYPES = frozenset({"image", "font", "stylesheet"})
 _SCREENSHOT_RETRY_S = (0.05, 0.15, 0.4, 1.0)  # waits between "Unable to capture screenshot" retries
 
 # An init script on every document (installed lazily too, for pages that loaded before we wrapped
@@ -455,7 +460,9 @@ class BrowserDriver:
         """Screenshot of the observed area at the page's DPR, plus its visible elements. With
         ``screenshot=False`` the elements only (``Frame.image`` None), about half the cost."""
         with self._guard("capture"):
-            data = self._extract()
+            data = self._extract()  # lays the page out: the pictures it shows are requested by now
+            if self._await_pictures():
+                data = self._extract()
             area, scroll = data["area"], data["scroll"]
             dpr = float(data["dpr"])
             w, h = max(1, round(area["width"])), max(1, round(area["height"]))
@@ -465,6 +472,18 @@ class BrowserDriver:
             return Frame(image=image, width=w, height=h, dpr=dpr, url=self.page.url, title=data.get("title", ""),
                          elements=data["elements"], offset=self._last_offset,
                          png=raw if self.image_format == "png" else None)
+
+    def _await_pictures(self) -> bool:
+        """Wait (at most PICTURE_WAIT_S) for the pictures, fonts and style sheets in flight: an icon
+        whose picture is still on its way (a row a script just rendered) has no size yet, so it would
+        be missing from the elements and the screenshot. True when it waited."""
+        start = time.monotonic()
+        waited = False
+        while time.monotonic() < start + PICTURE_WAIT_S and any(
+                r.resource_type in _PICTURE_TYPES and start - t < _PICTURE_STALE_S for r, t in list(self._inflight.items())):
+            self.page.wait_for_timeout(5)
+            waited = True
+        return waited
 
     def _screenshot(self, area: dict, scroll: dict, w: int, h: int, dpr: float) -> tuple[Image.Image, bytes]:
         if self._cdp is not None:
