@@ -548,17 +548,19 @@ def untick_unasked(step: Step, observation: Observation, task: str,
     return dataclasses.replace(step, thought=thought, actions=actions), True
 
 
-_ASKED = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,30}? (?:is )?the (?:item|one|button|tab|option|kind) asked for\b', re.I)
+_ASKED = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,30}? (?:is )?the (?:item|one|button|tab|option|kind) asked for\b'
+                    r'|\bon the way to "([^"\n]{1,100})"', re.I)
 
 
 def not_asked(step: Step, task: str) -> bool:
-    """Whether the thought calls a name the one asked for (``"Grete" is the item asked for``) that
-    the task does not hold as words: a small model that miscopied the task's name (``Select
-    Jordanna>Lonee``) then settles on a name it sees."""
+    """Whether the thought calls a name the one asked for (``"Grete" is the item asked for``, ``Hover
+    "Lonee" … on the way to "Ine"``) that the task does not hold as words: a small model that
+    miscopied the task's name (``Select Jordanna>Lonee``) then settles on a name it sees, or opens
+    one more level than the task has."""
     if not task:
         return False
     told = _fold(task)
-    return any(not _as_word(_fold(m.group(1))).search(told) for m in _ASKED.finditer(step.thought or ""))
+    return any(not _as_word(_fold(m.group(1) or m.group(2))).search(told) for m in _ASKED.finditer(step.thought or ""))
 
 
 def false_type(step: Step, task: str) -> bool:

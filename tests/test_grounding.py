@@ -273,6 +273,10 @@ def test_not_asked_flags_a_name_the_task_does_not_hold():
     assert not not_asked(says('"Grete" is in the menu; hover it.'), "Select Jordanna>Lonee")  # no such claim
     assert not not_asked(says('"Lon" is the item asked for; click it.'), "")  # nothing to hold it against
     assert not_asked(says('"Lon" is the item asked for; click it.'), "Select Jordanna>Lonee")  # a part of a word
+    # a level the task does not have, or a miscopied last name, on the way down a menu
+    assert not_asked(says('Hover "Lonee" to open its submenu on the way to "Ine".'), "Select Jordanna>Lonee")
+    assert not_asked(says('Hover "Jordanna" to open its submenu on the way to "Konee".'), "Select Jordanna>Lonee")
+    assert not not_asked(says('Hover "Jordanna" to open its submenu on the way to "Lonee".'), "Select Jordanna>Lonee")
 
 
 def test_claimed_state_is_the_state_the_element_list_gives():
