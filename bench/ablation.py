@@ -6,6 +6,7 @@ Columns (each evaluated with `agent.evaluate` in real Chromium, per task and mac
     no-grounding    the same weights, clicks exactly where the model points
     no-grammar      the same weights, points decoded without the number grammar (generate.PointGrammar)
     no-verify       the same weights, a click at a name nothing on screen holds is taken as written
+    no-copy         the same weights, a quoted name may drift off the text it copies (copyguard.py)
     no-screenshot   the same weights, shown a blank image
     no-elements     the same weights, shown no element list
     dense-active    a dense model with the MoE's active parameters (--dense-active DIR, trained with
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                "no-grounding": functools.partial(load_dir, full, ground=False),
                "no-grammar": functools.partial(load_dir, full, constrain=False),
                "no-verify": functools.partial(load_dir, full, verify=False),
+               "no-copy": functools.partial(load_dir, full, copy=False),
                "no-screenshot": functools.partial(load_dir, full, no_image=True),
                "no-elements": functools.partial(load_dir, full, no_elements=True)}
     extra = [("dense-active", args.dense_active), ("dense-total", args.dense_total)]

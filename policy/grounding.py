@@ -549,18 +549,21 @@ def untick_unasked(step: Step, observation: Observation, task: str,
 
 
 _ASKED = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,30}? (?:is )?the (?:item|one|button|tab|option|kind) asked for\b'
-                    r'|\bon the way to "([^"\n]{1,100})"', re.I)
+                    r'|\bCheck "([^"\n]{1,100})": the instruction lists\b', re.I)
+_UNCHECK_LISTED = re.compile(r'\bUncheck "([^"\n]{1,100})": the instruction lists\b', re.I)
 
 
 def not_asked(step: Step, task: str) -> bool:
-    """Whether the thought calls a name the one asked for (``"Grete" is the item asked for``, ``Hover
-    "Lonee" … on the way to "Ine"``) that the task does not hold as words: a small model that
-    miscopied the task's name (``Select Jordanna>Lonee``) then settles on a name it sees, or opens
-    one more level than the task has."""
+    """Whether the thought calls a name the one asked for (``"Grete" is the item asked for``, ``Check
+    "Nc": the instruction lists exactly these``) that the task does not hold as words: a small model
+    that miscopied the task's name (``Select Jordanna>Lonee``) then settles on a name it sees.
+    (Not ``on the way to "Kicol"``: a miscopy there is harmless while the step hovers the right
+    item, and resampling it lost more menus than it saved.) Likewise ``Uncheck "ey": the instruction lists exactly these`` while it lists "ey"."""
     if not task:
         return False
-    told = _fold(task)
-    return any(not _as_word(_fold(m.group(1) or m.group(2))).search(told) for m in _ASKED.finditer(step.thought or ""))
+    told, thought = _fold(task), step.thought or ""
+    return any(not _as_word(_fold(next(g for g in m.groups() if g))).search(told) for m in _ASKED.finditer(thought)) \
+        or any(_as_word(_fold(m.group(1))).search(told) for m in _UNCHECK_LISTED.finditer(thought))
 
 
 def false_type(step: Step, task: str) -> bool:

@@ -273,10 +273,11 @@ def test_not_asked_flags_a_name_the_task_does_not_hold():
     assert not not_asked(says('"Grete" is in the menu; hover it.'), "Select Jordanna>Lonee")  # no such claim
     assert not not_asked(says('"Lon" is the item asked for; click it.'), "")  # nothing to hold it against
     assert not_asked(says('"Lon" is the item asked for; click it.'), "Select Jordanna>Lonee")  # a part of a word
-    # a level the task does not have, or a miscopied last name, on the way down a menu
-    assert not_asked(says('Hover "Lonee" to open its submenu on the way to "Ine".'), "Select Jordanna>Lonee")
-    assert not_asked(says('Hover "Jordanna" to open its submenu on the way to "Konee".'), "Select Jordanna>Lonee")
-    assert not not_asked(says('Hover "Jordanna" to open its submenu on the way to "Lonee".'), "Select Jordanna>Lonee")
+    boxes = "Select KQMg, ey, 4ii848j and click Submit."
+    assert not_asked(says('Check "Nc": the instruction lists exactly these.'), boxes)
+    assert not not_asked(says('Check "4ii848j": the instruction lists exactly these.'), boxes)
+    assert not_asked(says('Uncheck "ey": the instruction lists exactly these.'), boxes)
+    assert not not_asked(says('Uncheck "Nc": the instruction lists exactly these.'), boxes)
 
 
 def test_claimed_state_is_the_state_the_element_list_gives():

@@ -34,7 +34,7 @@ def policy_dir(spec: str | Path) -> Path:
 
 
 _OPTIONS = {"no_image", "no_elements", "max_new_tokens", "temperature", "top_p", "seed", "decode_threads", "ground",
-            "constrain", "verify"}
+            "constrain", "verify", "copy"}
 
 
 def _check_options(options: dict) -> dict:

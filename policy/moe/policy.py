@@ -17,6 +17,7 @@ from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, false_type, ground_step,
                               next_word, not_asked, off_screen, quoted, said_away, slide_to_value, typed_from_task,
                               typed_from_thought, untick_unasked)
+from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
 from policy.moe.pretrained import from_pretrained, save_pretrained
@@ -54,6 +55,9 @@ class MoEPolicy(BasePolicy):
     true one; likewise the month a thought names for a date it has just written in digits
     (``09/20/2016 is`` … ``September``) and the step it takes from the month it wants and the month a
     calendar shows (``go back``, ``go forward``, ``click``; grounding.next_word).
+    ``copy`` (on by default, with ``verify``): a name the thought quotes stays a copy of text of the
+    task or the element list once it has started as one (copyguard.CopyGuard: ``"458x6xg"``, not
+    ``"458csZp"``).
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
@@ -64,7 +68,7 @@ class MoEPolicy(BasePolicy):
     def __init__(self, model: MoEModel, tokenizer: GalagoTokenizer, *, no_image: bool = False,
                  no_elements: bool = False, max_new_tokens: int | None = None, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, decode_threads: int | None = 1,
-                 ground: bool = True, constrain: bool = True, verify: bool = True):
+                 ground: bool = True, constrain: bool = True, verify: bool = True, copy: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.no_image, self.no_elements = no_image, no_elements
@@ -72,6 +76,7 @@ class MoEPolicy(BasePolicy):
         self.grammar = PointGrammar.from_tokenizer(tokenizer, model.cfg.vocab_size) if constrain else None
         self._word_ids: dict[str, int | None] = {}  # one-token words of the steer's rules
         self._triggers = {self._word_id(w) for w in STEER_TRIGGERS} - {None}
+        self.copy_guard = CopyGuard(tokenizer) if copy else None
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
         self.decode_threads = decode_threads  # one-token steps are faster on one thread (tiny matmuls)
@@ -127,22 +132,22 @@ class MoEPolicy(BasePolicy):
         a box's state after ``"A" is``, a date's month after ``09/20/2016 is``, a calendar's step after
         ``… the calendar shows July 2016:``, whether another box is to be named after the claims of
         those the task asks for), the word written is a true one. None when verification is off."""
-        if not self.verify or self.no_elements or observation is None or not self._triggers:
+        if not self.verify or self.no_elements or observation is None:
             return None
         states = box_states(observation)
-        asked = quoted(task or observation.instruction)
+        task = task or observation.instruction
+        asked = quoted(task)
         decode, word_id = self.tokenizer.decode, self._word_id
+        copied = self.copy_guard.steer([task] + [t for el in observation.elements for t in (el.text, el.value)]) \
+            if self.copy_guard is not None else None
 
         def steer(row: int, ids: list[int]):
-            if not ids or ids[-1] not in self._triggers:
-                return None
-            rule = next_word(decode(ids), states, asked)
-            if rule is None:
-                return None
-            these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
-            if None in these or None in those or not those:
-                return None
-            return set(these), those
+            rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
+            if rule is not None:
+                these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
+                if None not in these and None not in those and those:
+                    return set(these), those
+            return copied(row, ids) if copied is not None else None
         return steer
 
     def _branch(self, steer, samples: int):
