@@ -509,6 +509,11 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
         el(2, "swatch", "red", 100, 100, 30, 30)])
     assert against_state(click(50, 400, listed_done), shades, "Select all the shades of blue and press Submit.")
     assert not against_state(click(50, 400, listed_done), shades, "Select all the shades of green and press Submit.")
+    listbox = Observation(screenshot=None, width=800, height=600, elements=[  # a list whose selection stopped short
+        Element(index=0, role="listbox", text="", value="Laurice", box=Box(20, 100, 150, 90)),
+        el(1, "option", "Sandye", 20, 100, 150, 17, checked=False), el(2, "option", "Laurice", 20, 117, 150, 17, checked=True)])
+    assert against_state(click(50, 400, listed_done), listbox, "Select Ruthann from the scroll list and click Submit.")
+    assert not against_state(click(50, 400, listed_done), listbox, "Select Laurice from the scroll list and click Submit.")
     tabs = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "tab", "Tab #2", 100, 20, checked=True), el(1, "tab", "Tab #3", 200, 20, checked=False)])
     nxt = '"massa" is not on "{}"; open the next tab, "{}", to look for it.'
