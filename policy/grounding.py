@@ -30,7 +30,8 @@ Among equally good elements the one with the least text besides the names wins: 
 "Delete" in the row of "Flag"`` the "Delete Flag" button, not "Delete Flag badge". A thought that
 places its control in a row (``click "star" in the row of "Ann"``, ``… next to "Ann"``) keeps, of
 several alike controls, those level with an element carrying the row's name: the star of Ann's email,
-not the nearest star.
+not the nearest star. Likewise a feed post's button, of a post a thought gives the author of (``This
+post is by @felis … its "Reply" button``): the button under that handle, not the nearest.
 
 A drag whose thought sets a slider to a value (``drag its thumb to 21``) is aimed by the slider's
 scale instead (``slide_to_value``).
@@ -721,6 +722,10 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         row = _IN_ROW.search(step.thought)
         if row and len(candidates) > 1:  # ``click "star" in the row of "Ann"``: one of many alike, Ann's
             candidates = [el for el in candidates if _level_with(observation, el, _fold(row.group(2)))] or candidates
+        by = _POST_BY.search(step.thought)
+        if by and len(candidates) > 1:  # ``This post is by @felis … its "Reply" button``: a button of @felis's post
+            candidates = [el for el in candidates
+                          if _author_above(observation, el.box.center[1]) == _fold(by.group(1))] or candidates
         if len(candidates) > 1:  # names that differ in case only ("Previous", "previous"): the one quoted
             raw = {" ".join((a or b).split()) for a, b in _QUOTED.findall(target_clause(step.thought))}
             candidates = [el for el in candidates if " ".join(el.text.split()) in raw] or candidates

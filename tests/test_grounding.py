@@ -41,6 +41,13 @@ def test_a_control_placed_in_a_row_grounds_to_the_one_in_that_row():
     assert not moved
     step, moved = ground_step(click(307, 187, 'click "star" in the row of "Nobody".'), inbox)
     assert not moved  # no such row: the model's own point stands
+    feed = Observation(screenshot=None, width=800, height=600, elements=[  # two posts, each headed by its handle
+        el(0, "text", "@vanda", 60, 50, 80, 14), el(1, "icon", "reply", 20, 100, 16, 16),
+        el(2, "text", "@felis", 60, 150, 80, 14), el(3, "icon", "reply", 20, 200, 16, 16)])
+    reply = 'This post is by @felis and its "Reply" button is not marked yet; click it.'
+    step, moved = ground_step(click(28, 108, reply), feed)  # @vanda's button, the model's point a post off
+    assert moved and step.actions[0].point == Point(x=28, y=208)
+    assert not ground_step(click(28, 108, reply.replace("@felis", "@vanda")), feed)[1]
 
 
 def test_a_kind_of_control_no_text_carries_grounds_to_a_control_of_that_role():
