@@ -449,7 +449,7 @@ def test_the_policy_writes_the_state_a_box_has():
 def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     pol = load_builtin()
     tok = pol.tokenizer
-    obs = Observation(screenshot(), 160, 210, instruction="Select 56csZp, 458x6xg and click Submit.", elements=[
+    obs = Observation(screenshot(), 160, 210, instruction="Select 56csZp, 458x6xg, stop and click Submit.", elements=[
         Element(index=0, role="checkbox", text="56csZp", box=Box(6, 55, 20, 13), checked=False),
         Element(index=1, role="checkbox", text="Nicol", box=Box(6, 74, 20, 13), checked=False)])
     steer = pol._steer(obs, obs.instruction)
@@ -458,11 +458,13 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     these, those = steer(0, tok.encode('Thought: Check "458'))  # a copy of the task's "458x6xg" so far
     assert c in these and x not in these and quote not in these
     assert x in list(those) and c not in list(those) and quote in list(those)
-    these, those = steer(0, tok.encode('Thought: Check "Ni'))  # an element's label, from a word's start
-    assert {tok.decode([t]) for t in those} - {'"'} and all("col".startswith(tok.decode([t]).lower()) or t == quote
+    these, those = steer(0, tok.encode('Thought: Check "Sub'))  # from a word's start, case folded
+    assert {tok.decode([t]) for t in those} - {'"'} and all("mit".startswith(tok.decode([t]).lower()) or t == quote
                                                           for t in those)
+    assert steer(0, tok.encode('Thought: "stop" means "Nic')) is None  # a label of the page: the model's choice
+    assert steer(0, tok.encode('Thought: Check "458'))  # but a text to type is the step's own:
+    assert steer(0, tok.encode('Thought: The field is empty; type "458')) is None
     assert steer(0, tok.encode('Thought: Check "Kicol')) is None  # no copy from its start: left alone
-    assert steer(0, tok.encode('Thought: type "04:43')) is None  # a value in another format
     assert steer(0, tok.encode('Thought: Check "458x6xg"; then')) is None  # outside quotes
     assert steer(0, tok.encode('Thought: Check "458x6xg".\nAction: type(content=\'"45')) is None
     assert load_builtin(copy=False)._steer(obs, obs.instruction)(0, tok.encode('Thought: Check "458')) is None

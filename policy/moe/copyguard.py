@@ -1,29 +1,27 @@
 """Quoted names are copied, not spelt: a steer for ``generate`` that keeps a name the thought quotes
-a copy of text the model was shown.
+from the task a copy of the task's text.
 
 A small model writes a name it read (``Check "458x6xg"``) token by token and sometimes drifts into
-another name half-way (``"458csZp"`` from ``458x6xg`` and ``56csZp``, ``"Kicol"`` for ``Nicol``,
-``"Watertown, SD (A w out of))…``): grounding cannot aim a click at a name nothing on screen holds,
-and a thought built on it goes wrong from there. The teachers' thoughts quote text of the task,
-an element's label or a field's value (26 quotes of 10,053 in the stage-22 demonstrations do not:
-a time converted to a field's format, a control named before it is on screen). So once the quote
-so far is such a copy (from a word's start in one of them, case folded), a next token that would
-make it none is replaced by the most likely one that keeps it one, or closes the quote:
-``"458`` + ``cs`` becomes ``"458`` + ``x``.
+another name half-way (``"458csZp"`` from the task's ``458x6xg`` and ``56csZp``, ``"Kicol"`` for
+``Nicol``): grounding cannot aim a click at a name nothing on screen holds, and a thought built on
+it goes wrong from there. So once the quote so far is a copy of the task's text (from a word's
+start, case folded), a next token that would make it none is replaced by the most likely one that
+keeps it one, or closes the quote: ``"458`` + ``cs`` becomes ``"458`` + ``x``.
 
-Left alone: a quote whose first piece is already no copy (a name not shown, the model's own
-text), a quote that became none through digits (digits are never overridden: a date or a time the
-step writes in another format), everything outside the thought's quotes. Like the point grammar
-it restricts the choice, not the reported log-probabilities.
+Only the task's text: a name the model picks among the page's (``"pig" means "hide"``, a synonym
+among the boxes) is its choice, and its point is evidence of that choice; forcing such a drifted
+name onto another box's label made grounding move a right click to a wrong box (click-checkboxes-
+soft 0.8 -> 0.4 on five seeds). Left alone too: a quote whose first piece is already no copy (a
+name not shown, the model's own text), a text to type (``type "04:43A"``: a value the step
+converts), a quote that became none through digits (digits are never overridden), everything
+outside the thought's quotes. Like the point grammar it restricts the choice, not the reported
+log-probabilities.
 """
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 from policy.moe.tokenizer import GalagoTokenizer
-
-_PIECES: dict[int, tuple[list[str], dict[str, list[int]]]] = {}  # id(tokenizer) -> (pieces, ids by first char)
-
 
 def _word_start(s: str, i: int) -> bool:
     return i == 0 or not s[i - 1].isalnum()
@@ -32,7 +30,7 @@ def _word_start(s: str, i: int) -> bool:
 class CopyGuard:
     """Per tokenizer: the text of every token (case folded) and the ids of the quote, ``<|sp|>``,
     the thought's end and the number tokens. ``steer(sources)`` gives a ``generate`` steer for one
-    step's sources (the task, the element labels and values)."""
+    step's sources (the policy passes the task)."""
 
     def __init__(self, tokenizer: GalagoTokenizer):
         t = tokenizer.tok
@@ -40,15 +38,11 @@ class CopyGuard:
         self.sp = t.token_to_id("<|sp|>")
         self.action = t.token_to_id("\nAction: ")
         self.decode = tokenizer.decode
-        key = id(tokenizer)
-        if key not in _PIECES:
-            pieces = [tokenizer.decode([i]).casefold() for i in range(tokenizer.vocab_size)]
-            by_first: dict[str, list[int]] = {}
-            for i, p in enumerate(pieces):
-                if p:
-                    by_first.setdefault(p[0], []).append(i)
-            _PIECES[key] = (pieces, by_first)
-        self.pieces, self.by_first = _PIECES[key]
+        self.pieces = [tokenizer.decode([i]).casefold() for i in range(tokenizer.vocab_size)]  # ~60 ms once
+        self.by_first: dict[str, list[int]] = {}
+        for i, p in enumerate(self.pieces):
+            if p:
+                self.by_first.setdefault(p[0], []).append(i)
         self.numbers = {i for i, p in enumerate(self.pieces) if p.isdigit()}
         self.usable = self.quote is not None and self.action is not None
 
@@ -66,6 +60,8 @@ class CopyGuard:
             inside = ids[last + 1:]
             if not inside or inside == [self.sp]:
                 return None  # the first piece is the model's own choice
+            if self.decode(ids[max(0, last - 2):last]).casefold().rstrip().endswith("type"):
+                return None  # a text to type: a value the step may convert (``type "04:43A"`` for 4:43 AM)
             so_far = self.decode(inside).casefold()
             rests = self._rests(so_far, texts)
             if not rests:
