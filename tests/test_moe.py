@@ -462,6 +462,8 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     assert {tok.decode([t]) for t in those} - {'"'} and all("mit".startswith(tok.decode([t]).lower()) or t == quote
                                                           for t in those)
     assert steer(0, tok.encode('Thought: "stop" means "Nic')) is None  # a label of the page: the model's choice
+    assert steer(0, tok.encode('Thought: click "S')) is None  # a letter is no evidence of copying
+    assert steer(0, tok.encode('Thought: Check "458x6xg')) is None  # a copy to the word's end may go on
     assert steer(0, tok.encode('Thought: Check "458'))  # but a text to type is the step's own:
     assert steer(0, tok.encode('Thought: The field is empty; type "458')) is None
     assert steer(0, tok.encode('Thought: Check "Kicol')) is None  # no copy from its start: left alone

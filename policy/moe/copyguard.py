@@ -4,9 +4,11 @@ from the task a copy of the task's text.
 A small model writes a name it read (``Check "458x6xg"``) token by token and sometimes drifts into
 another name half-way (``"458csZp"`` from the task's ``458x6xg`` and ``56csZp``, ``"Kicol"`` for
 ``Nicol``): grounding cannot aim a click at a name nothing on screen holds, and a thought built on
-it goes wrong from there. So once the quote so far is a copy of the task's text (from a word's
-start, case folded), a next token that would make it none is replaced by the most likely one that
-keeps it one, or closes the quote: ``"458`` + ``cs`` becomes ``"458`` + ``x``.
+it goes wrong from there. So once the quote so far is a copy of at least three letters or digits
+of the task's text, from a word's start to inside that word (case folded), a next token that would
+make it none is replaced by the most likely one that keeps it one, or closes the quote: ``"458`` +
+``cs`` becomes ``"458`` + ``x``. A copy that reached a word's end is free to go on (``"Kor"`` in
+``starts with "Kor"``: the suggestion quoted is "Korea, South"), as is one of a letter or two.
 
 Only the task's text: a name the model picks among the page's (``"pig" means "hide"``, a synonym
 among the boxes) is its choice, and its point is evidence of that choice; forcing such a drifted
@@ -22,6 +24,8 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from policy.moe.tokenizer import GalagoTokenizer
+
+MIN_COPY = 3  # letters or digits copied before the guard holds the quote to the copy
 
 def _word_start(s: str, i: int) -> bool:
     return i == 0 or not s[i - 1].isalnum()
@@ -63,9 +67,11 @@ class CopyGuard:
             if self.decode(ids[max(0, last - 2):last]).casefold().rstrip().endswith("type"):
                 return None  # a text to type: a value the step may convert (``type "04:43A"`` for 4:43 AM)
             so_far = self.decode(inside).casefold()
-            rests = self._rests(so_far, texts)
+            if sum(c.isalnum() for c in so_far) < MIN_COPY:
+                return None  # a letter or two is no evidence of copying (``"T`` of the task's "the")
+            rests = [r for r in self._rests(so_far, texts) if r[:1].isalnum()]
             if not rests:
-                return None  # no copy (a name not shown, a converted value): left alone
+                return None  # no copy, or a copy to a word's end (a name the task gives the start of)
             after_sp = inside[-1] == self.sp
             return _Breaks(self, rests, after_sp), _Keeps(self, rests, after_sp)
         return steer
