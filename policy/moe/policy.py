@@ -56,7 +56,9 @@ class MoEPolicy(BasePolicy):
     (``09/20/2016 is`` … ``September``) and the step it takes from the month it wants and the month a
     calendar shows (``go back``, ``go forward``, ``click``; grounding.next_word).
     ``copy`` (on by default, with ``verify``): a name the thought quotes stays a copy of the task's
-    text once it has started as one (copyguard.CopyGuard: ``"458x6xg"``, not ``"458csZp"``).
+    text once it has started as one inside a word of it, unless it goes on as a label on the page
+    (copyguard.CopyGuard: ``"458x6xg"``, not ``"458csZp"``; ``"Director"`` though the task says
+    "directed").
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
@@ -137,7 +139,8 @@ class MoEPolicy(BasePolicy):
         task = task or observation.instruction
         asked = quoted(task)
         decode, word_id = self.tokenizer.decode, self._word_id
-        copied = self.copy_guard.steer([task]) if self.copy_guard is not None else None
+        copied = self.copy_guard.steer(task, [t for el in observation.elements for t in (el.text, el.value)]) \
+            if self.copy_guard is not None else None
 
         def steer(row: int, ids: list[int]):
             rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
