@@ -563,7 +563,8 @@ def not_asked(step: Step, task: str) -> bool:
     "Nc": the instruction lists exactly these``) that the task does not hold as words: a small model
     that miscopied the task's name (``Select Jordanna>Lonee``) then settles on a name it sees.
     (Not ``on the way to "Kicol"``: a miscopy there is harmless while the step hovers the right
-    item, and resampling it lost more menus than it saved.) Likewise ``Uncheck "ey": the instruction lists exactly these`` while it lists "ey"."""
+    item, and resampling it lost more menus than it saved.) Likewise ``Uncheck "ey": the
+    instruction lists exactly these`` while it lists "ey"."""
     if not task:
         return False
     told, thought = _fold(task), step.thought or ""

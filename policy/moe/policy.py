@@ -132,7 +132,8 @@ class MoEPolicy(BasePolicy):
         """generate's ``steer``: where the response reaches a word a fact decides (grounding.next_word:
         a box's state after ``"A" is``, a date's month after ``09/20/2016 is``, a calendar's step after
         ``… the calendar shows July 2016:``, whether another box is to be named after the claims of
-        those the task asks for), the word written is a true one. None when verification is off."""
+        those the task asks for), the word written is a true one; and a quote stays a copy
+        (copyguard.CopyGuard). None when verification is off."""
         if not self.verify or self.no_elements or observation is None:
             return None
         states = box_states(observation)
