@@ -327,6 +327,32 @@ def _left_undone(el: Element, observation: Observation, task: str) -> bool:
 _NONE_IS = re.compile(r"\bno mark is an? ([\w ]{1,60}?): (\d+)", re.I)  # ``No mark is a yellow letter: 0``
 _GIVES = re.compile(r"\bcounting the ([\w ]{1,60}?)s in the picture gives (\d+)", re.I)
 _TAKEN = re.compile(r"\bplay \w in the [\w-]+ square", re.I)  # ``Play X in the top-left square: …``
+_LINE_CLAIM = re.compile(r"\bit (?:blocks (\w)'s line|completes a line of three (\w)\b)", re.I)
+
+
+def _false_line(thought: str, point: tuple[float, float], observation: Observation) -> bool:
+    """Whether a board move's thought says it blocks a player's line (``it blocks O's line``) or
+    completes one (``it completes a line of three X``) while no two of that player's marks on the
+    board (``icon "mark o"``) are in a line with the square it plays: the three are consecutive
+    squares of a row, a column or a diagonal (one the midpoint of the others, a square's pitch
+    apart). Not judged without marks on screen."""
+    m = _LINE_CLAIM.search(thought)
+    marks = [el for el in observation.elements if el.role == "icon" and _fold(el.text).startswith("mark ")]
+    if not m or not marks:
+        return False
+    letter = _fold(m.group(1) or m.group(2))
+    own = [el.box.center for el in marks if _fold(el.text) == f"mark {letter}"]
+    w = sorted(el.box.width for el in marks)[len(marks) // 2]
+
+    def step_ok(d: float) -> bool:
+        return abs(d) < 0.3 * w or 0.9 * w < abs(d) < 1.4 * w
+
+    def in_line(a, b, c) -> bool:  # b the midpoint of a and c, a square's step apart
+        dx, dy = (c[0] - a[0]) / 2, (c[1] - a[1]) / 2
+        return (abs(b[0] - a[0] - dx) < 0.5 * w and abs(b[1] - a[1] - dy) < 0.5 * w and step_ok(dx) and step_ok(dy)
+                and max(abs(dx), abs(dy)) > 0.9 * w)
+    return not any(in_line(*trio) for i, a in enumerate(own) for b in own[i + 1:]
+                   for trio in ((point, a, b), (a, point, b), (a, b, point)))
 
 
 def _fits(words: list[str], name: str) -> bool:
@@ -366,7 +392,9 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     another's, or that none in view by a user is left unmarked while one has the task's button
     unmarked, or that a user's post in view has its buttons cut off while one shows whole; or moves
     a list's selection on towards a row shown selected already (a key press too); or counts a
-    drawing's marks to another number than the element list shows (``_miscounted``); or plays on a board's square marked already. A small model that has lost
+    drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
+    board's square marked already, or says a move blocks or completes a line it is not in
+    (``_false_line``). A small model that has lost
     count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     asked = quoted(task)
@@ -390,6 +418,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     here = observation.element_at(click.point.x, click.point.y)
     if _TAKEN.search(thought) and here is not None and _fold(here.text).startswith("mark "):
         return True  # a board's square marked already (``icon "mark o"``)
+    if _false_line(thought, (click.point.x, click.point.y), observation):
+        return True  # ``it blocks O's line`` on a square no two O marks are in a line with
     m = _POST_BY.search(thought)
     if m and _author_above(observation, click.point.y) not in (None, _fold(m.group(1))):
         return True  # the post the click lands in is another user's

@@ -516,6 +516,14 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
         el(2, "swatch", "red", 100, 100, 30, 30)])
     assert against_state(click(50, 400, listed_done), shades, "Select all the shades of blue and press Submit.")
     assert not against_state(click(50, 400, listed_done), shades, "Select all the shades of green and press Submit.")
+    board = Observation(screenshot=None, width=160, height=210, elements=[  # X top-left; O top-middle and centre
+        el(0, "icon", "mark x", 12, 62, 42, 42), el(1, "icon", "mark o", 56.8, 62, 42, 42),
+        el(2, "icon", "mark o", 56.8, 106.8, 42, 42)])
+    play = "Play X in the {} square: it {}."
+    assert against_state(click(122.6, 172.6, play.format("bottom-right", "blocks O's line")), board)
+    assert not against_state(click(77.8, 172.6, play.format("bottom-middle", "blocks O's line")), board)
+    assert against_state(click(77.8, 172.6, play.format("bottom-middle", "completes a line of three X and wins")), board)
+    assert not against_state(click(122.6, 172.6, play.format("bottom-right", "gives X the best chance")), board)
     listbox = Observation(screenshot=None, width=800, height=600, elements=[  # a list whose selection stopped short
         Element(index=0, role="listbox", text="", value="Laurice", box=Box(20, 100, 150, 90)),
         el(1, "option", "Sandye", 20, 100, 150, 17, checked=False), el(2, "option", "Laurice", 20, 117, 150, 17, checked=True)])
@@ -588,7 +596,7 @@ def test_against_state_checks_a_count_of_marks_and_a_board_square():
     board = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "icon", "mark o", 20, 20, 40, 40), el(1, "icon", "mark x", 60, 20, 40, 40)])
     assert against_state(click(40, 40, "Play X in the top-left square: it blocks O's line."), board)
-    assert not against_state(click(140, 40, "Play X in the top-right square: it blocks O's line."), board)
+    assert not against_state(click(140, 40, "Play X in the top-right square: it gives X the best chance to make a line."), board)
 
 
 def test_slide_to_value_aims_a_drag_by_the_slider_scale():

@@ -201,7 +201,7 @@ def test_drawing_teachers_quote_the_element_list(driver, suite, task_id):
                                      "click-collapsible-2", "click-shades",
                                      "social-media", "social-media-all", "social-media-some", "click-checkboxes-soft",
                                      "click-tab-2", "click-tab-2-hard", "use-autocomplete",
-                                     "click-scroll-list"])
+                                     "click-scroll-list", "tic-tac-toe"])
 def test_teachers_thoughts_pass_the_checks_and_aim_the_click(driver, suite, task_id):
     # Every step a teacher writes passes the policy's checks on the real page, and a click its
     # thought places by a row (``click "star" in the row of "Ann"``) or a place in a list (``result 8
