@@ -368,15 +368,20 @@ def _fits(words: list[str], name: str) -> bool:
     return True
 
 
-def _miscounted(thought: str, observation: Observation) -> bool:
+def _miscounted(thought: str, observation: Observation, task: str = "") -> bool:
     """Whether the thought counts a drawing's marks of a description (``The yellow letters are …: 2``,
     ``No mark is a small triangle: 0``, ``Counting the blue items … gives 3``) to another number than
-    the element list's marks on screen that fit it. Not judged when no mark is listed."""
+    the element list's marks on screen that fit it, or of a description with a word the task does
+    not have (``No mark is a small t: 0`` for "How many small triangles are there?": a word cut
+    short counts nothing). Not judged when no mark is listed."""
     marks = [_fold(el.text) for el in observation.elements if el.role == "shape" and _on_screen(el, observation)]
     if not marks:
         return False
     claims = [(m.group(1), m.group(3)) for m in _LISTED.finditer(thought) if m.group(1)]
     claims += _NONE_IS.findall(thought) + _GIVES.findall(thought)
+    told = set(re.findall(r"\w+", _fold(task)))
+    if told and any(not {w, w + "s", w + "es"} & told for desc, _ in claims for w in _fold(desc).split()):
+        return True
     return any(sum(_fits(_fold(desc).split(), name) for name in marks) != int(n) for desc, n in claims)
 
 
@@ -398,7 +403,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     count among the boxes or rows writes such steps."""
     thought = step.thought or ""
     asked = quoted(task)
-    if _miscounted(thought, observation):
+    if _miscounted(thought, observation, task):
         return True
     m = _NONE_LEFT.search(thought)
     if m and any(el.role == "icon" and not el.checked and _fold(el.text) in asked and _whole(el, observation)

@@ -589,6 +589,9 @@ def test_against_state_checks_a_count_of_marks_and_a_board_square():
     assert against_state(click(30, 210, 'The yellow items are "large yellow letter d": 1; click "1".'), picture)
     assert against_state(click(110, 210, 'No mark is a small triangles: 0; click "0".'), picture)
     assert not against_state(click(110, 210, 'No mark is a small circle: 0; click "0".'), picture)
+    circles = "How many small circles are there?"
+    assert not against_state(click(110, 210, 'No mark is a small circle: 0; click "0".'), picture, circles)
+    assert against_state(click(110, 210, 'No mark is a small c: 0; click "0".'), picture, circles)  # cut short
     assert not against_state(click(30, 210, 'Counting the small shapes in the picture gives 1; click "1".'), picture)
     assert against_state(click(30, 210, 'Counting the letters in the picture gives 1; click "1".'), picture)  # 3
     assert not against_state(click(30, 210, 'The letters are "a": 1; click "1".'), Observation(
@@ -596,7 +599,8 @@ def test_against_state_checks_a_count_of_marks_and_a_board_square():
     board = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "icon", "mark o", 20, 20, 40, 40), el(1, "icon", "mark x", 60, 20, 40, 40)])
     assert against_state(click(40, 40, "Play X in the top-left square: it blocks O's line."), board)
-    assert not against_state(click(140, 40, "Play X in the top-right square: it gives X the best chance to make a line."), board)
+    assert not against_state(click(140, 40, "Play X in the top-right square: it gives X the best chance to make a line."),
+                             board)
 
 
 def test_slide_to_value_aims_a_drag_by_the_slider_scale():

@@ -241,7 +241,10 @@ class MoEPolicy(BasePolicy):
             return (off_screen(s, observation, task) or said_away(s, observation) or not_asked(s, task)
                     or against_state(s, observation, task) or false_claim(s)
                     or false_type(s, task))
-        if self.verify and self.temperature <= 0 and not self.no_elements and wrong(step):
+        # a greedy thought with a quote left open has lost its thread (``Click the tree" field to type
+        # into it.``): resampled too, though a sample's own open quote is no reason to refuse it
+        if self.verify and self.temperature <= 0 and not self.no_elements \
+                and (wrong(step) or step.thought.count('"') % 2):
             step, self.grounded = self._escape(
                 observation, space, self._action_text(step, space), task, VERIFY_SAMPLES,
                 accept=lambda s: not s.is_terminal and not wrong(s)) or (step, self.grounded)
