@@ -198,11 +198,12 @@ class MoEPolicy(BasePolicy):
     def _escape(self, observation: Observation, space: CoordinateSpace, repeated: str,
                 task: str = "", samples: int = ESCAPE_SAMPLES,
                 accept: Callable[[Step], bool] | None = None) -> tuple[Step, bool] | None:
-        """Greedy decoding wrote an action that should not be taken again (``repeated``): the loop
-        said it keeps failing, or it points at something not on screen. Draw a few samples (seeded
-        by the prompt, so a run stays reproducible; half of them start the thought with another
-        token than greedy decoding did, see ``_branch``) and return the most likely one that does
-        something else (and passes ``accept``), or None when none does."""
+        """Greedy decoding wrote an action that should not be taken again (``repeated``: the loop
+        said it keeps failing), or a step the checks hold wrong (``repeated`` "", ``accept`` the
+        checks). Draw a few samples (seeded by the prompt, so a run stays reproducible; half of them
+        start the thought with another token than greedy decoding did, see ``_branch``) and return
+        the most likely one that does something else than ``repeated`` and passes ``accept``, or
+        None when none does."""
         prompt = self.last_prompt
         gen = torch.Generator().manual_seed(zlib.crc32(repr(prompt.tokens).encode()))
         t0 = time.perf_counter()
@@ -245,8 +246,10 @@ class MoEPolicy(BasePolicy):
         # into it.``): resampled too, though a sample's own open quote is no reason to refuse it
         if self.verify and self.temperature <= 0 and not self.no_elements \
                 and (wrong(step) or step.thought.count('"') % 2):
+            # the same action with a thought that passes is taken too: often only the thought was
+            # wrong (``Play X in the centre square: it blocks O's line`` where it makes two X)
             step, self.grounded = self._escape(
-                observation, space, self._action_text(step, space), task, VERIFY_SAMPLES,
+                observation, space, "", task, VERIFY_SAMPLES,
                 accept=lambda s: not s.is_terminal and not wrong(s)) or (step, self.grounded)
         return step
 
