@@ -478,9 +478,12 @@ class BrowserDriver:
         whose picture is still on its way (a row a script just rendered) has no size yet, so it would
         be missing from the elements and the screenshot. True when it waited."""
         start = time.monotonic()
+
+        def loading() -> bool:
+            return any(r.resource_type in _PICTURE_TYPES and start - t < _PICTURE_STALE_S
+                       for r, t in list(self._inflight.items()))
         waited = False
-        while time.monotonic() < start + PICTURE_WAIT_S and any(
-                r.resource_type in _PICTURE_TYPES and start - t < _PICTURE_STALE_S for r, t in list(self._inflight.items())):
+        while time.monotonic() < start + PICTURE_WAIT_S and loading():
             self.page.wait_for_timeout(5)
             waited = True
         return waited
