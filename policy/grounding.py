@@ -591,6 +591,15 @@ def untick_unasked(step: Step, observation: Observation, task: str,
 _ASKED = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,30}? (?:is )?the (?:item|one|button|tab|option|kind) asked for\b'
                     r'|\bCheck "([^"\n]{1,100})": the instruction lists\b', re.I)
 _UNCHECK_LISTED = re.compile(r'\bUncheck "([^"\n]{1,100})": the instruction lists\b', re.I)
+_HOVER_OPEN = re.compile(r'\bHover "([^"\n]{1,100})" to open its submenu\b', re.I)
+
+
+def _path_end(task: str) -> str:
+    """The last item of a menu path the task gives (``Select Jordanna>Lonee``: "lonee"), folded;
+    '' when it gives none."""
+    if ">" not in task:
+        return ""
+    return _fold(task.rsplit(">", 1)[1].strip().rstrip("."))
 
 
 def not_asked(step: Step, task: str) -> bool:
@@ -598,13 +607,29 @@ def not_asked(step: Step, task: str) -> bool:
     "Nc": the instruction lists exactly these``) that the task does not hold as words: a small model
     that miscopied the task's name (``Select Jordanna>Lonee``) then settles on a name it sees.
     (Not ``on the way to "Kicol"``: a miscopy there is harmless while the step hovers the right
-    item, and resampling it lost more menus than it saved.) Likewise ``Uncheck "ey": the
-    instruction lists exactly these`` while it lists "ey"."""
+    item, and resampling it lost more menus than it saved.) A slip grounding reads as the task's
+    name (``"Kicol"`` for "Nicol") is not one either. Likewise ``Uncheck "ey": the
+    instruction lists exactly these`` while it lists "ey", and ``Hover "Lonee" to open its
+    submenu`` when "Lonee" ends the task's path (it is the item to click)."""
     if not task:
         return False
     told, thought = _fold(task), step.thought or ""
-    return any(not _as_word(_fold(next(g for g in m.groups() if g))).search(told) for m in _ASKED.finditer(thought)) \
+    hover = _HOVER_OPEN.search(thought)
+    if hover and _fold(hover.group(1)) == _path_end(task):
+        return True  # the path's last item is clicked, not opened on the way to one more
+    return any(not _as_word(name).search(told) and not _slip_of_task(name, task)
+               for name in (_fold(next(g for g in m.groups() if g)) for m in _ASKED.finditer(thought))) \
         or any(_as_word(_fold(m.group(1))).search(told) for m in _UNCHECK_LISTED.finditer(thought))
+
+
+def _slip_of_task(name: str, task: str) -> bool:
+    """Whether ``name`` (folded) is a slip in copying one of the task's runs of as many words, the
+    nearest one, of about its length (``"Kicol"`` for "Nicol", not ``"Lon"`` for "Lonee"): grounding
+    reads it as that name (``_repair``)."""
+    spans = _task_spans(task, len(name.split()))
+    scored = sorted(((difflib.SequenceMatcher(None, name, a).ratio(), a) for a in spans), reverse=True)
+    return bool(scored) and scored[0][0] >= REPAIR_RATIO and abs(len(scored[0][1]) - len(name)) <= 1 and (
+        len(scored) == 1 or scored[1][0] < scored[0][0])
 
 
 def false_type(step: Step, task: str) -> bool:

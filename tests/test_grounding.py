@@ -280,6 +280,10 @@ def test_not_asked_flags_a_name_the_task_does_not_hold():
     assert not not_asked(says('"Grete" is in the menu; hover it.'), "Select Jordanna>Lonee")  # no such claim
     assert not not_asked(says('"Lon" is the item asked for; click it.'), "")  # nothing to hold it against
     assert not_asked(says('"Lon" is the item asked for; click it.'), "Select Jordanna>Lonee")  # a part of a word
+    assert not not_asked(says('"Konee" is the item asked for; click it.'), "Select Jordanna>Lonee")  # a slip
+    hover = 'Hover "{}" to open its submenu on the way to "{}".'
+    assert not_asked(says(hover.format("Lonee", "Ine")), "Select Jordanna>Lonee")  # the path's end is clicked
+    assert not not_asked(says(hover.format("Jordanna", "Konee")), "Select Jordanna>Lonee")  # a slip that does no harm
     boxes = "Select KQMg, ey, 4ii848j and click Submit."
     assert not_asked(says('Check "Nc": the instruction lists exactly these.'), boxes)
     assert not not_asked(says('Check "4ii848j": the instruction lists exactly these.'), boxes)
