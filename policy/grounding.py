@@ -287,6 +287,8 @@ _COUNT = re.compile(r"\((\d+) of (\d+)\)")
 _TOWARDS = re.compile(r'\bselection towards "([^"\n]{1,100})"', re.I)  # ``Press Down to move the selection …``
 _HUES = frozenset(("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta"))
 _ALL_DONE = re.compile(r"\beverything asked for is done\b", re.I)
+_SHADES_OF = re.compile(r"\bshades of (\w+)", re.I)
+_DESELECT = re.compile(r"\b(deselect|unselect|untick|uncheck)\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
@@ -437,6 +439,11 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     names = _repair(target_names(thought), task, observation) if task else target_names(thought)
     if not names:
         return False
+    hue = _SHADES_OF.search(task)
+    if hue and _fold(hue.group(1)) in _HUES and not _DESELECT.search(thought) and any(
+            el.role == "swatch" and set(_fold(el.text).split()) & _HUES and _fold(hue.group(1)) not in _fold(el.text).split()
+            for el in named_elements(observation, names)):
+        return True  # selects a square of another hue than the task's (``Select the "light green" square`` for red)
     boxes = [el for el in named_elements(observation, names) if el.checked is not None]
     if _OPENS.search(target_clause(thought)) and any(el.role == "tab" and el.checked for el in boxes):
         return True  # a tab (an accordion section) open already: the click does nothing or closes it

@@ -520,6 +520,11 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
         el(2, "swatch", "red", 100, 100, 30, 30)])
     assert against_state(click(50, 400, listed_done), shades, "Select all the shades of blue and press Submit.")
     assert not against_state(click(50, 400, listed_done), shades, "Select all the shades of green and press Submit.")
+    blue = "Select all the shades of blue and press Submit."
+    assert against_state(click(105, 115, 'Select the "red" square (2 of 2); select it.'), shades, blue)  # another hue
+    assert not against_state(click(65, 115, 'A shade of blue not selected yet is the "light blue" square (2 of 2); '
+                                            'select it.'), shades, blue)
+    assert not against_state(click(105, 115, 'Deselect the "red" square: it is not blue.'), shades, blue)
     board = Observation(screenshot=None, width=160, height=210, elements=[  # X top-left; O top-middle and centre
         el(0, "icon", "mark x", 12, 62, 42, 42), el(1, "icon", "mark o", 56.8, 62, 42, 42),
         el(2, "icon", "mark o", 56.8, 106.8, 42, 42)])
