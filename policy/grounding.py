@@ -667,6 +667,25 @@ def box_states(observation: Observation) -> dict[str, bool]:
     return {name: states.pop() for name, states in seen.items() if len(states) == 1}
 
 
+def box_choices(observation: Observation, task: str) -> dict[str, list[str]]:
+    """The boxes on screen a verb-first thought (``Check "A": …``, ``Uncheck "B": …``) may name,
+    folded: ``check`` the unticked ones whose name the task holds as words, ``uncheck`` the ticked
+    ones whose name it does not. A step that ticks a ticked box undoes what is right (the check
+    ``against_state`` refuses it afterwards; the policy's steer keeps it from being written)."""
+    told = _fold(task)
+    out: dict[str, list[str]] = {"check": [], "uncheck": []}
+    for el in observation.elements:
+        name = _fold(el.text)
+        if el.role not in TICK_ROLES or el.checked is None or not name or not _on_screen(el, observation):
+            continue
+        named = _as_word(name).search(told) is not None
+        if not el.checked and named:
+            out["check"].append(name)
+        elif el.checked and not named:
+            out["uncheck"].append(name)
+    return out
+
+
 def claimed_state(text: str, states: dict[str, bool]) -> bool | None:
     """When ``text`` ends in the start of a claim about boxes (``"A" and "B" are``, ``"C" is``) whose
     states ``states`` knows and agree on, that state; else None. The next word must say it."""

@@ -478,6 +478,29 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     assert load_builtin(copy=False)._steer(obs, obs.instruction)(0, tok.encode('Thought: Check "458')) is None
 
 
+def test_a_verb_first_thought_names_a_box_its_step_changes():
+    pol = load_builtin()
+    tok = pol.tokenizer
+    obs = Observation(screenshot(), 160, 210, instruction="Select zHoZ2I5, 95qA and click Submit.", elements=[
+        Element(index=0, role="checkbox", text="zHoZ2I5", box=Box(6, 55, 20, 13), checked=True),
+        Element(index=1, role="checkbox", text="95qA", box=Box(6, 74, 20, 13), checked=False),
+        Element(index=2, role="checkbox", text="zjAGrn", box=Box(6, 93, 20, 13), checked=True)])
+    steer = pol._steer(obs, obs.instruction)
+    sp, quote = tok.tok.token_to_id("<|sp|>"), tok.encode('"')[0]
+    opening = tok.encode('Thought: Check "')
+    these, those = steer(0, opening)  # the one unticked box the task names starts with a digit
+    assert sp in these and tok.encode("95")[0] in list(those) and tok.encode("95")[0] not in these
+    these, those = steer(0, tok.encode('Thought: Uncheck "'))  # the ticked box it does not name
+    assert sp in list(those)
+    for text in ('Thought: Uncheck "zjAGrn"', 'Thought: Check "95qA"'):  # the names' own tokens pass
+        full = tok.encode(text)
+        start = full.index(quote) + 1
+        assert all(full[k] not in steer(0, full[:k])[0] for k in range(start, len(full)))
+    assert quote in steer(0, tok.encode('Thought: Check "95'))[0]  # "95" is not a whole name yet
+    assert quote not in steer(0, tok.encode('Thought: Check "95qA'))[0]
+    assert steer(0, tok.encode('Thought: Check "Nope')) is None  # no such box: left to the checks
+
+
 def test_verification_samples_branch_off_the_greedy_thought():
     from policy.moe.generate import Generation
 

@@ -39,6 +39,7 @@ class CopyGuard:
     def __init__(self, tokenizer: GalagoTokenizer):
         t = tokenizer.tok
         self.quote = t.token_to_id('"')
+        self.sp = t.token_to_id("<|sp|>")
         self.action = t.token_to_id("\nAction: ")
         self.decode = tokenizer.decode
         self.pieces = [tokenizer.decode([i]).casefold() for i in range(tokenizer.vocab_size)]  # ~60 ms once
@@ -73,6 +74,33 @@ class CopyGuard:
                 return None  # no copy, or a copy to a word's end (a name the task gives the start of)
             return _Breaks(self, rests, so_far, shown), _Keeps(self, rests)
         return steer
+
+    def choose(self, inside: Sequence[int], names: Sequence[str]):
+        """(the tokens that would make the quote so far, ``inside``, none of ``names``, the tokens
+        that keep it the start of one or close it on a whole one) for ``generate``'s steer; None
+        when it is none already. ``names`` folded. A name that starts with a letter follows the
+        quote's ``<|sp|>`` (tokenizer docstring)."""
+        after_sp = bool(inside) and inside[-1] == self.sp and len(inside) == 1
+        so_far = "" if after_sp else self.decode(inside).casefold()
+        rests = [n[len(so_far):] for n in names if n.startswith(so_far)]
+        if not rests:
+            return None
+        return _Off(self, rests, not inside, after_sp), _On(self, rests, not inside, after_sp)
+
+    def fits(self, token: int, rests: Sequence[str], opening: bool, after_sp: bool) -> bool:
+        """Whether ``token`` keeps a chosen quote the start of one of the names (``choose``)."""
+        if token == self.quote:
+            return "" in rests
+        if token == self.sp:
+            return opening and any(r[:1].isalpha() for r in rests)
+        piece = self.pieces[token] if token < len(self.pieces) else ""
+        if after_sp:
+            if not piece.startswith(" "):
+                return False
+            piece = piece[1:]
+        elif opening and piece[:1].isalpha():
+            return False  # a name's first letter comes after <|sp|>
+        return bool(piece) and any(r.startswith(piece) for r in rests)
 
     def keeps(self, token: int, rests: list[str]) -> bool:
         """Whether ``token`` keeps the quote a copy (or closes it, or is a digit)."""
@@ -122,4 +150,26 @@ class _Keeps:
             for t in g.by_first.get(r[0], ()):
                 if t not in found and g.keeps(t, [r]):
                     found.add(t)
+        return iter(sorted(found))
+
+
+class _Off:
+    """The tokens that would take a chosen quote off every name (``CopyGuard.choose``)."""
+
+    def __init__(self, guard: CopyGuard, rests: Sequence[str], opening: bool, after_sp: bool):
+        self.guard, self.rests, self.opening, self.after_sp = guard, rests, opening, after_sp
+
+    def __contains__(self, token: int) -> bool:
+        return not self.guard.fits(int(token), self.rests, self.opening, self.after_sp)
+
+
+class _On(_Off):
+    """The tokens that keep it on one, listed when ``generate`` overrides a token."""
+
+    def __iter__(self):
+        g = self.guard
+        heads = {(" " + r[0]) if self.after_sp else r[0] for r in self.rests if r}
+        found = {t for t in (g.quote, g.sp) if t is not None and g.fits(t, self.rests, self.opening, self.after_sp)}
+        for c in heads:
+            found.update(t for t in g.by_first.get(c[0], ()) if g.fits(t, self.rests, self.opening, self.after_sp))
         return iter(sorted(found))

@@ -1,6 +1,7 @@
 """``MoEPolicy``: the built-in MoE vision-language model behind the Policy protocol."""
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from pathlib import Path
@@ -14,8 +15,8 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (STEER_TRIGGERS, against_state, box_states, false_claim, false_type, ground_step,
-                              next_word, not_asked, off_screen, quoted, said_away, slide_to_value, typed_from_task,
+from policy.grounding import (STEER_TRIGGERS, against_state, box_choices, box_states, false_claim, false_type,
+                              ground_step, next_word, not_asked, off_screen, quoted, said_away, slide_to_value, typed_from_task,
                               typed_from_thought, untick_unasked)
 from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
@@ -29,6 +30,7 @@ ESCAPE_SAMPLES = 4  # drawn at once when the loop says the last action keeps fai
 ESCAPE_TEMPERATURE = 1.0
 VERIFY_SAMPLES = 8  # drawn when greedy decoding points at a name nothing on screen holds
 THOUGHT = "Thought: "
+_VERB_FIRST = re.compile(r'^Thought: (Un)?[Cc]heck "$')
 
 
 class MoEPolicy(BasePolicy):
@@ -140,8 +142,10 @@ class MoEPolicy(BasePolicy):
         task = task or observation.instruction
         asked = quoted(task)
         decode, word_id = self.tokenizer.decode, self._word_id
-        copied = self.copy_guard.steer(task, [t for el in observation.elements for t in (el.text, el.value)]) \
-            if self.copy_guard is not None else None
+        guard = self.copy_guard
+        copied = guard.steer(task, [t for el in observation.elements for t in (el.text, el.value)]) \
+            if guard is not None else None
+        choices = box_choices(observation, task)
 
         def steer(row: int, ids: list[int]):
             rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
@@ -149,6 +153,13 @@ class MoEPolicy(BasePolicy):
                 these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
                 if None not in these and None not in those and those:
                     return set(these), those
+            if guard is not None and guard.quote in ids and ids.count(guard.quote) == 1 and guard.action not in ids:
+                q = ids.index(guard.quote)  # ``Check "`` opens the thought: the name is a box that step changes
+                verb = _VERB_FIRST.match(decode(ids[:q + 1]))
+                if verb:
+                    chosen = guard.choose(ids[q + 1:], choices["uncheck" if verb.group(1) else "check"])
+                    if chosen is not None:
+                        return chosen
             return copied(row, ids) if copied is not None else None
         return steer
 
