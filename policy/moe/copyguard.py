@@ -80,7 +80,7 @@ class CopyGuard:
         that keep it the start of one or close it on a whole one) for ``generate``'s steer; None
         when it is none already. ``names`` folded. A name that starts with a letter follows the
         quote's ``<|sp|>`` (tokenizer docstring)."""
-        after_sp = bool(inside) and inside[-1] == self.sp and len(inside) == 1
+        after_sp = list(inside) == [self.sp]
         so_far = "" if after_sp else self.decode(inside).casefold()
         rests = [n[len(so_far):] for n in names if n.startswith(so_far)]
         if not rests:
@@ -153,17 +153,19 @@ class _Keeps:
         return iter(sorted(found))
 
 
-class _Off:
-    """The tokens that would take a chosen quote off every name (``CopyGuard.choose``)."""
-
+class _Chosen:
     def __init__(self, guard: CopyGuard, rests: Sequence[str], opening: bool, after_sp: bool):
         self.guard, self.rests, self.opening, self.after_sp = guard, rests, opening, after_sp
+
+
+class _Off(_Chosen):
+    """The tokens that would take a chosen quote off every name (``CopyGuard.choose``)."""
 
     def __contains__(self, token: int) -> bool:
         return not self.guard.fits(int(token), self.rests, self.opening, self.after_sp)
 
 
-class _On(_Off):
+class _On(_Chosen):
     """The tokens that keep it on one, listed when ``generate`` overrides a token."""
 
     def __iter__(self):

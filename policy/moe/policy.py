@@ -16,8 +16,8 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, against_state, box_choices, box_states, false_claim, false_type,
-                              ground_step, next_word, not_asked, off_screen, quoted, said_away, slide_to_value, typed_from_task,
-                              typed_from_thought, untick_unasked)
+                              ground_step, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
+                              typed_from_task, typed_from_thought, untick_unasked)
 from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
@@ -60,7 +60,8 @@ class MoEPolicy(BasePolicy):
     ``copy`` (on by default, with ``verify``): a name the thought quotes stays a copy of the task's
     text once it has started as one inside a word of it, unless it goes on as a label on the page
     (copyguard.CopyGuard: ``"458x6xg"``, not ``"458csZp"``; ``"Director"`` though the task says
-    "directed").
+    "directed"); and a verb-first thought's quote (``Check "``) names a box that step changes
+    (``CopyGuard.choose`` among grounding.box_choices). ``copy=False`` switches both off.
     When the loop flags the last action as repeated without effect and greedy decoding writes it
     again, a few seeded samples are drawn and the most likely different action is taken (``_escape``).
     After each ``act``, ``last`` holds the Generation (token ids, log-probs) and ``last_ms`` the time.
