@@ -123,14 +123,19 @@ def _repair(names: list[str], task: str, observation: Observation) -> list[str]:
     out = []
     for n in names:
         if n not in asked and not named_elements(observation, [n]):
-            near = asked or _task_spans(task, len(n.split()))
-            scored = sorted(((difflib.SequenceMatcher(None, n, a).ratio(), a) for a in near), reverse=True)
-            if scored and scored[0][0] >= REPAIR_RATIO and (
-                    asked or len(scored) == 1 or scored[1][0] < scored[0][0]) and scored[0][1] != n:
-                n = scored[0][1]
+            n = _nearest(n, asked or _task_spans(task, len(n.split())), unique=not asked) or n
         if n not in out:
             out.append(n)
     return out
+
+
+def _nearest(name: str, near: list[str], unique: bool) -> str | None:
+    """The one of ``near`` most like ``name`` when it is like enough (REPAIR_RATIO) and, with
+    ``unique``, likelier than the rest; else None."""
+    scored = sorted(((difflib.SequenceMatcher(None, name, a).ratio(), a) for a in near), reverse=True)
+    if scored and scored[0][0] >= REPAIR_RATIO and (not unique or len(scored) == 1 or scored[1][0] < scored[0][0]):
+        return scored[0][1]
+    return None
 
 
 TYPED_RATIO = 0.8  # difflib similarity from which typed words are read as the instruction's
@@ -633,10 +638,8 @@ def _slip_of_task(name: str, task: str) -> bool:
     """Whether ``name`` (folded) is a slip in copying one of the task's runs of as many words, the
     nearest one, of about its length (``"Kicol"`` for "Nicol", not ``"Lon"`` for "Lonee"): grounding
     reads it as that name (``_repair``)."""
-    spans = _task_spans(task, len(name.split()))
-    scored = sorted(((difflib.SequenceMatcher(None, name, a).ratio(), a) for a in spans), reverse=True)
-    return bool(scored) and scored[0][0] >= REPAIR_RATIO and abs(len(scored[0][1]) - len(name)) <= 1 and (
-        len(scored) == 1 or scored[1][0] < scored[0][0])
+    near = _nearest(name, _task_spans(task, len(name.split())), unique=True)
+    return near is not None and abs(len(near) - len(name)) <= 1
 
 
 def false_type(step: Step, task: str) -> bool:

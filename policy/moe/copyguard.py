@@ -21,7 +21,7 @@ point grammar it restricts the choice, not the reported log-probabilities.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from policy.moe.tokenizer import GalagoTokenizer
 
@@ -72,7 +72,13 @@ class CopyGuard:
             rests = [r for r in _rests(so_far, [told]) if r[:1].isalnum()]
             if not rests:
                 return None  # no copy, or a copy to a word's end (a name the task gives the start of)
-            return _Breaks(self, rests, so_far, shown), _Keeps(self, rests)
+
+            def copy_or_label(token: int) -> bool:  # ``"Dir`` may go on to the field "Director"
+                if self.keeps(token, rests):
+                    return True
+                piece = self.pieces[token] if token < len(self.pieces) else ""
+                return bool(piece) and bool(_rests(so_far + piece, shown))
+            return _Refused(copy_or_label), _Allowed(self, lambda t: self.keeps(t, rests), [r[0] for r in rests])
         return steer
 
     def choose(self, inside: Sequence[int], names: Sequence[str]):
@@ -85,7 +91,10 @@ class CopyGuard:
         rests = [n[len(so_far):] for n in names if n.startswith(so_far)]
         if not rests:
             return None
-        return _Off(self, rests, not inside, after_sp), _On(self, rests, not inside, after_sp)
+
+        def ok(token: int) -> bool:
+            return self.fits(token, rests, not inside, after_sp)
+        return _Refused(ok), _Allowed(self, ok, [" "] if after_sp else [r[0] for r in rests if r])
 
     def fits(self, token: int, rests: Sequence[str], opening: bool, after_sp: bool) -> bool:
         """Whether ``token`` keeps a chosen quote the start of one of the names (``choose``)."""
@@ -122,56 +131,26 @@ def _rests(so_far: str, texts: list[str]) -> list[str]:
     return rests
 
 
-class _Breaks:
-    """The tokens that would make the quote a copy of neither the task nor a label on the page (a
-    container for ``generate``'s ``in``): ``"Dir`` may go on to the field "Director"."""
+class _Refused:
+    """The tokens ``ok`` refuses: ``generate`` overrides its most likely token when it is one of them."""
 
-    def __init__(self, guard: CopyGuard, rests: list[str], so_far: str, shown: list[str]):
-        self.guard, self.rests, self.so_far, self.shown = guard, rests, so_far, shown
+    def __init__(self, ok: Callable[[int], bool]):
+        self.ok = ok
 
     def __contains__(self, token: int) -> bool:
-        token = int(token)
-        if self.guard.keeps(token, self.rests):
-            return False
-        piece = self.guard.pieces[token] if token < len(self.guard.pieces) else ""
-        return not (piece and _rests(self.so_far + piece, self.shown))
+        return not self.ok(int(token))
 
 
-class _Keeps:
-    """The tokens that keep it a copy of the task, listed when ``generate`` overrides a token."""
+class _Allowed:
+    """The tokens ``ok`` allows, among the quote, ``<|sp|>`` and those whose text starts with one of
+    ``heads``: listed only when ``generate`` overrides a token."""
 
-    def __init__(self, guard: CopyGuard, rests: list[str]):
-        self.guard, self.rests = guard, rests
+    def __init__(self, guard: CopyGuard, ok: Callable[[int], bool], heads: Iterable[str]):
+        self.guard, self.ok, self.heads = guard, ok, heads
 
     def __iter__(self):
         g = self.guard
-        found = {g.quote}
-        for r in self.rests:
-            for t in g.by_first.get(r[0], ()):
-                if t not in found and g.keeps(t, [r]):
-                    found.add(t)
-        return iter(sorted(found))
-
-
-class _Chosen:
-    def __init__(self, guard: CopyGuard, rests: Sequence[str], opening: bool, after_sp: bool):
-        self.guard, self.rests, self.opening, self.after_sp = guard, rests, opening, after_sp
-
-
-class _Off(_Chosen):
-    """The tokens that would take a chosen quote off every name (``CopyGuard.choose``)."""
-
-    def __contains__(self, token: int) -> bool:
-        return not self.guard.fits(int(token), self.rests, self.opening, self.after_sp)
-
-
-class _On(_Chosen):
-    """The tokens that keep it on one, listed when ``generate`` overrides a token."""
-
-    def __iter__(self):
-        g = self.guard
-        heads = {(" " + r[0]) if self.after_sp else r[0] for r in self.rests if r}
-        found = {t for t in (g.quote, g.sp) if t is not None and g.fits(t, self.rests, self.opening, self.after_sp)}
-        for c in heads:
-            found.update(t for t in g.by_first.get(c[0], ()) if g.fits(t, self.rests, self.opening, self.after_sp))
+        found = {t for t in (g.quote, g.sp) if t is not None and self.ok(t)}
+        for c in set(self.heads):
+            found.update(t for t in g.by_first.get(c, ()) if self.ok(t))
         return iter(sorted(found))

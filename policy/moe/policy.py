@@ -147,6 +147,7 @@ class MoEPolicy(BasePolicy):
         copied = guard.steer(task, [t for el in observation.elements for t in (el.text, el.value)]) \
             if guard is not None else None
         choices = box_choices(observation, task)
+        choosing = guard is not None and any(choices.values())  # no box on screen: no name to choose
 
         def steer(row: int, ids: list[int]):
             rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
@@ -154,7 +155,7 @@ class MoEPolicy(BasePolicy):
                 these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
                 if None not in these and None not in those and those:
                     return set(these), those
-            if guard is not None and guard.quote in ids and ids.count(guard.quote) == 1 and guard.action not in ids:
+            if choosing and ids.count(guard.quote) == 1 and guard.action not in ids:
                 q = ids.index(guard.quote)  # ``Check "`` opens the thought: the name is a box that step changes
                 verb = _VERB_FIRST.match(decode(ids[:q + 1]))
                 if verb:
