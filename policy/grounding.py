@@ -259,8 +259,19 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
             return False
         if row and not _in_row(observation, _fold(row.group(1)), _fold(row.group(2))):
             return True  # the control is not on screen in that row (further right, further down)
-        return bool(names) and not named_elements(observation, names)
+        return bool(names) and not named_elements(observation, names) and not _in_label(observation, names)
     return False
+
+
+def _in_label(observation: Observation, names: list[str]) -> bool:
+    """Whether a static text on screen is one of ``names`` and one word more (a menu entry ``Block
+    @leonie`` for "Block"; not a sentence that mentions it), or a name is a glyph (one character:
+    the ``x`` a close button draws, named "Close" in the list)."""
+    if any(len(n) == 1 for n in names):
+        return True
+    return any(not el.interactive and _on_screen(el, observation) and any(
+        (t := _fold(el.text)).startswith(n + " ") and len(t.split()) == len(n.split()) + 1 for n in names)
+        for el in observation.elements)
 
 
 _AWAY = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,40}? is (?:further (?:down|up)|out of view|not in view|not visible|'
@@ -274,12 +285,37 @@ def shows(observation: Observation, name: str) -> bool:
     return any(el.role not in NAMED_ROLES for el in _carrying(observation, _fold(name)))
 
 
+def _cut(el: Element, observation: Observation) -> bool:
+    """Whether ``el`` is cut off: its box (clipped to the view) reaches the screen's bottom edge, or
+    it is under half as tall as another element of its role and width (a list row a scroll box's
+    edge cuts)."""
+    if el.box.y + el.box.height >= observation.height - 0.5:
+        return True
+    return any(o.role == el.role and abs(o.box.width - el.box.width) < 1 and el.box.height < 0.5 * o.box.height
+               for o in observation.elements)
+
+
+_ROW_OF = re.compile(r'"([^"\n]{1,100})" (?:in the row of|in the same row as|next to) $', re.I)
+
+
 def said_away(step: Step, observation: Observation) -> bool:
     """Whether the thought says a name is not on screen (``The email from "Storm" is further down
     the inbox``, ``"Submit" is not in view yet``, ``"massa" is not on "Tab #1"``) while an element on
-    screen carries it (not an icon's name): the step would take away what it looks for, which is
-    right there (the element list holds only what can be hit)."""
-    return any(shows(observation, m.group(1)) for m in _AWAY.finditer(step.thought or ""))
+    screen carries it whole (not an icon's name; not cut off by an edge, which a scroll reveals): the
+    step would take away what it looks for, which is right there. A control in a row (``"Delete"
+    in the row of "Gateway" is out of view``) is judged by the control in that row."""
+    thought = step.thought or ""
+    for m in _AWAY.finditer(thought):
+        row = _ROW_OF.search(thought[:m.start(1) - 1])
+        if row:
+            if any(el.interactive and not _cut(el, observation) and _level_with(observation, el, _fold(m.group(1)))
+                   for el in _carrying(observation, _fold(row.group(1)))):
+                return True
+            continue
+        carriers = [el for el in _carrying(observation, _fold(m.group(1))) if el.role not in NAMED_ROLES]
+        if any(not _cut(el, observation) for el in [el for el in carriers if el.interactive] or carriers):
+            return True  # (a field cut off is out of view though its label above it is whole)
+    return False
 
 
 _CLAIM = re.compile(r'((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}") (?:is|are)$')
@@ -297,6 +333,7 @@ _DESELECT = re.compile(r"\b(deselect|unselect|untick|uncheck)\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
+_NOT_YET = re.compile(r"\bis not (?:marked|checked|ticked|selected) yet\b", re.I)
 _CUT_OFF = re.compile(r'\bpost by "?(@[\w.-]+)"? is in view but its buttons are cut off', re.I)
 
 
@@ -402,7 +439,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
-    unmarked, or that a user's post in view has its buttons cut off while one shows whole; or moves
+    unmarked, or that a user's post in view has its buttons cut off while one shows whole, or that
+    a button is not marked yet where the click lands on one shown marked; or moves
     a list's selection on towards a row shown selected already (a key press too); or counts a
     drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
     board's square marked already, or says a move blocks or completes a line it is not in
@@ -430,6 +468,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     here = observation.element_at(click.point.x, click.point.y)
     if _TAKEN.search(thought) and here is not None and _fold(here.text).startswith("mark "):
         return True  # a board's square marked already (``icon "mark o"``)
+    if _NOT_YET.search(thought) and here is not None and here.checked:
+        return True  # ``its "Share" button is not marked yet`` on one shown marked: the click unmarks it
     if _false_line(thought, (click.point.x, click.point.y), observation):
         return True  # ``it blocks O's line`` on a square no two O marks are in a line with
     m = _POST_BY.search(thought)
@@ -449,7 +489,10 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
             el.role == "swatch" and set(_fold(el.text).split()) & _HUES and _fold(hue.group(1)) not in _fold(el.text).split()
             for el in named_elements(observation, names)):
         return True  # selects a square of another hue than the task's (``Select the "light green" square`` for red)
-    boxes = [el for el in named_elements(observation, names) if el.checked is not None]
+    # a box whose label is drawn beside it (more text than its box holds) is named by its text too
+    boxes = [el for el in named_elements(observation, names) if el.checked is not None] or [
+        el for el in observation.elements if el.checked is not None and _fold(el.text) in names
+        and _on_screen(el, observation)]
     if _OPENS.search(target_clause(thought)) and any(el.role == "tab" and el.checked for el in boxes):
         return True  # a tab (an accordion section) open already: the click does nothing or closes it
     if "not asked for" in thought and (not boxes or any(_fold(el.text) in asked for el in boxes)):
@@ -603,15 +646,18 @@ def untick_unasked(step: Step, observation: Observation, task: str,
 _ASKED = re.compile(r'"([^"\n]{1,100})"[^"\n;]{0,30}? (?:is )?the (?:item|one|button|tab|option|kind) asked for\b'
                     r'|\bCheck "([^"\n]{1,100})": the instruction lists\b', re.I)
 _UNCHECK_LISTED = re.compile(r'\bUncheck "([^"\n]{1,100})": the instruction lists\b', re.I)
+_ITEM_ASKED = re.compile(r'"([^"\n]{1,100})" is the item asked for', re.I)
 _HOVER_OPEN = re.compile(r'\bHover "([^"\n]{1,100})" to open its submenu\b', re.I)
 
 
-def _path_end(task: str) -> str:
-    """The last item of a menu path the task gives (``Select Jordanna>Lonee``: "lonee"), folded;
-    '' when it gives none."""
-    if ">" not in task:
-        return ""
-    return _fold(task.rsplit(">", 1)[1].strip().rstrip("."))
+_PATH = re.compile(r'("[^"\n]{1,100}"|[^\W\d_][\w-]*)(?:\s*>\s*("[^"\n]{1,100}"|[^\W\d_][\w-]*))+')
+
+
+def menu_path(task: str) -> list[str]:
+    """The items of a menu path the task gives (``Select Nicoline>Lilian>Angeline``, ``Please select
+    "File" > "Export"``), folded, in order; [] when it gives none."""
+    m = _PATH.search(task or "")
+    return [_fold(p.strip('"')) for p in re.split(r"\s*>\s*", m.group(0))] if m else []
 
 
 def not_asked(step: Step, task: str) -> bool:
@@ -622,13 +668,18 @@ def not_asked(step: Step, task: str) -> bool:
     item, and resampling it lost more menus than it saved.) A slip grounding reads as the task's
     name (``"Kicol"`` for "Nicol") is not one either. Likewise ``Uncheck "ey": the
     instruction lists exactly these`` while it lists "ey", and ``Hover "Lonee" to open its
-    submenu`` when "Lonee" ends the task's path (it is the item to click)."""
+    submenu`` when "Lonee" ends the task's path (it is the item to click), or ``"Jordanna" is the
+    item asked for`` when it does not."""
     if not task:
         return False
     told, thought = _fold(task), step.thought or ""
+    path = menu_path(task)
     hover = _HOVER_OPEN.search(thought)
-    if hover and _fold(hover.group(1)) == _path_end(task):
+    if path and hover and _fold(hover.group(1)) == path[-1]:
         return True  # the path's last item is clicked, not opened on the way to one more
+    item = _ITEM_ASKED.search(thought)
+    if item and _fold(item.group(1)) in path[:-1]:
+        return True  # ``"Lilian" is the item asked for`` on the way along ``Nicoline>Lilian>Angeline``
     return any(not _as_word(name).search(told) and not _slip_of_task(name, task)
                for name in (_fold(next(g for g in m.groups() if g)) for m in _ASKED.finditer(thought))) \
         or any(_as_word(_fold(m.group(1))).search(told) for m in _UNCHECK_LISTED.finditer(thought))
@@ -642,10 +693,16 @@ def _slip_of_task(name: str, task: str) -> bool:
     return near is not None and abs(len(near) - len(name)) <= 1
 
 
+_CITES = re.compile(r'\bsays "([^"\n]{1,200})"', re.I)  # ``the task says "directed by Ball": type "Ball".``
+_EDITABLE = frozenset(("textbox", "searchbox", "combobox", "spinbutton"))
+
+
 def false_type(step: Step, task: str) -> bool:
     """Whether a ``type`` step types nothing (and presses nothing), or its thought says to type a text
     (``type "Gabw shipment"``) that neither the task nor the thought's other quotes hold: a small
-    model that lost its copy of the task's value half-way. Texts the task holds in other letter
+    model that lost its copy of the task's value half-way; or that is not inside what the thought
+    cites the task as saying (``the task says "directed by Ball": type "Ball from year"``), or
+    cites words the task does not have. Texts the task holds in other letter
     case, parts of it (an autocomplete's first letters) and texts with digits (a date or a time the
     step converts) pass."""
     typed = [a for a in step.actions if a.kind == "type"]
@@ -655,10 +712,22 @@ def false_type(step: Step, task: str) -> bool:
     if not typed or len(said) != 1 or not task:
         return False
     text = _fold(said[0])
+    cited = [_fold(c) for c in _CITES.findall(step.thought or "")]
+    if cited and not any(text in c and c in _fold(task) for c in cited):
+        return True  # ``the task says "directed by Ball": type "Ball from year"``: not what it cites
     if any(c.isdigit() for c in text):
         return False  # a value the step converts (a date, a time: "02:53P" for 2:53 PM) is not a copy
     others = [q for q in quoted(step.thought) if q != text]
     return text not in _fold(task) and not any(text in q for q in others)
+
+
+def types_blind(step: Step, observation: Observation) -> bool:
+    """Whether a step types text while the screen lists elements, none of them on screen one that
+    takes text (a textbox, a combobox, a spin button): the keys would go nowhere (``Type "Cristin"
+    into the reply field`` on a file tree). Not judged without elements (a desktop screen)."""
+    if not observation.elements or not any(a.kind == "type" and a.text for a in step.actions):
+        return False
+    return not any(el.role in _EDITABLE and _on_screen(el, observation) for el in observation.elements)
 
 
 def box_states(observation: Observation) -> dict[str, bool]:

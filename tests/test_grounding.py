@@ -484,6 +484,26 @@ def test_false_type_flags_a_lost_copy():
     assert not false_type(typing(time, "02:53P"), "Enter 2:53 PM as the time and press submit.")
     narrow = '"Hong Kong" is further down the suggestions; type "g" to narrow them.'
     assert not false_type(typing(narrow, "g"), 'Enter an item that starts with "Ho" and ends with "Kong".')
+    movie = "Search for urban movies directed by Ball from year 1976."
+    cites = 'The "Director" field takes the director; the task says "directed by Ball": type "{}".'
+    assert not false_type(typing(cites.format("Ball"), "Ball"), movie)
+    assert false_type(typing(cites.format("Ball from year"), "Ball from year"), movie)  # in the task, not the cite
+    assert false_type(typing(cites.replace("by Ball", "by Bill").format("Bill"), "Bill"), movie)  # a cite it lacks
+
+
+def test_types_blind_flags_typing_where_nothing_takes_text():
+    from policy.grounding import types_blind
+    tree = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "text", "Find the file named Cristin.", 0, 0, 160, 50, interactive=False),
+        el(1, "clickable", "Annis", 10, 60, 60, 12), el(2, "clickable", "Cristin", 20, 75, 60, 12)])
+    wrong = Step(thought='Type "Cristin" into the reply field.', actions=[Type(text="Cristin")], raw="type")
+    assert types_blind(wrong, tree)
+    assert not types_blind(Step(thought="Open it.", actions=[Click(point=Point(x=40, y=81))], raw="click"), tree)
+    below = dataclasses.replace(tree, elements=[*tree.elements, el(3, "textbox", "", 10, 400, 100, 20)])
+    assert types_blind(wrong, below)  # a field scrolled out of view takes nothing either
+    form = dataclasses.replace(tree, elements=[*tree.elements, el(3, "textbox", "", 10, 100, 100, 20)])
+    assert not types_blind(wrong, form)
+    assert not types_blind(wrong, dataclasses.replace(tree, elements=[]))  # a desktop screen: not judged
 
 
 def test_said_month_is_the_month_of_the_date_being_written_out():

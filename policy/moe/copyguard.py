@@ -21,11 +21,13 @@ point grammar it restricts the choice, not the reported log-probabilities.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable, Sequence
 
 from policy.moe.tokenizer import GalagoTokenizer
 
 MIN_COPY = 3  # letters or digits copied before the guard holds the quote to the copy
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 def _word_start(s: str, i: int) -> bool:
@@ -43,10 +45,10 @@ class CopyGuard:
         self.action = t.token_to_id("\nAction: ")
         self.decode = tokenizer.decode
         self.pieces = [tokenizer.decode([i]).casefold() for i in range(tokenizer.vocab_size)]  # ~60 ms once
-        self.by_first: dict[str, list[int]] = {}
+        self.by_first: dict[str, list[int]] = {}  # by the first character, and by the first after spaces
         for i, p in enumerate(self.pieces):
-            if p:
-                self.by_first.setdefault(p[0], []).append(i)
+            for c in {p[:1], p.lstrip()[:1]} - {""}:
+                self.by_first.setdefault(c, []).append(i)
         self.numbers = {i for i, p in enumerate(self.pieces) if p.isdigit()}
         self.usable = self.quote is not None and self.action is not None
 
@@ -58,6 +60,14 @@ class CopyGuard:
         shown = [t.casefold() for t in labels if t and t.strip()]
         if not self.usable or not told:
             return None
+        texts = [told, *shown]
+        letters = {w[0] for t in texts for w in _WORD.findall(t)}
+
+        def opens(token: int) -> bool:  # a name's first letters start a word of the task or of a label
+            if token == self.quote:
+                return False  # an empty name
+            piece = self.pieces[token].lstrip() if token < len(self.pieces) else ""
+            return not piece[:1].isalpha() or bool(_rests(piece, texts))
 
         def steer(row: int, ids: Sequence[int]):
             if self.action in ids or ids.count(self.quote) % 2 == 0:
@@ -67,6 +77,8 @@ class CopyGuard:
             if self.decode(ids[max(0, last - 2):last]).casefold().rstrip().endswith("type"):
                 return None  # a text to type: a value the step may convert (``type "04:43A"`` for 4:43 AM)
             so_far = self.decode(inside).casefold()
+            if not so_far.strip():  # the quote's first letters (after its ``<|sp|>``): ``"Kicol"`` for Nicol
+                return _Refused(opens), _Allowed(self, opens, letters)
             if sum(c.isalnum() for c in so_far) < MIN_COPY:
                 return None  # a letter or two is no evidence of copying (``"T`` of the task's "the")
             rests = [r for r in _rests(so_far, [told]) if r[:1].isalnum()]

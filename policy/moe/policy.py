@@ -16,8 +16,8 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, against_state, box_choices, box_states, false_claim, false_type,
-                              ground_step, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
-                              typed_from_task, typed_from_thought, untick_unasked)
+                              ground_step, menu_path, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
+                              typed_from_task, typed_from_thought, types_blind, untick_unasked)
 from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
@@ -50,8 +50,9 @@ class MoEPolicy(BasePolicy):
     when a box on screen is checked and not asked for, such a click is aimed at it instead:
     grounding.untick_unasked), or says a text it picks starts or ends with what it does not, writes
     a date two ways that differ, takes a calendar step its months do not call for, or counts
-    what it quotes wrongly (grounding.false_claim), or types nothing,
-    or a text neither the task nor its thought holds (grounding.false_type).
+    what it quotes wrongly (grounding.false_claim), or types nothing, a text neither the task nor
+    its thought holds, or one outside what it cites the task as saying (grounding.false_type), or
+    types where nothing on screen takes text (grounding.types_blind).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one; likewise the month a thought names for a date it has just written in digits
@@ -148,6 +149,7 @@ class MoEPolicy(BasePolicy):
             if guard is not None else None
         choices = box_choices(observation, task)
         choosing = guard is not None and any(choices.values())  # no box on screen: no name to choose
+        path = menu_path(task) if guard is not None else []
 
         def steer(row: int, ids: list[int]):
             rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
@@ -160,6 +162,13 @@ class MoEPolicy(BasePolicy):
                 verb = _VERB_FIRST.match(decode(ids[:q + 1]))
                 if verb:
                     chosen = guard.choose(ids[q + 1:], choices["uncheck" if verb.group(1) else "check"])
+                    if chosen is not None:
+                        return chosen
+            if path and ids.count(guard.quote) % 2 and guard.action not in ids:
+                q = len(ids) - 1 - ids[::-1].index(guard.quote)  # a task giving a menu path: its thought
+                before = decode(ids[max(0, q - 6):q]).rstrip()
+                if not before.endswith("type"):  # names the path's items (``on the way to`` its end)
+                    chosen = guard.choose(ids[q + 1:], path[-1:] if before.endswith("on the way to") else path)
                     if chosen is not None:
                         return chosen
             return copied(row, ids) if copied is not None else None
@@ -254,7 +263,7 @@ class MoEPolicy(BasePolicy):
         def wrong(s: Step) -> bool:
             return (off_screen(s, observation, task) or said_away(s, observation) or not_asked(s, task)
                     or against_state(s, observation, task) or false_claim(s)
-                    or false_type(s, task))
+                    or false_type(s, task) or types_blind(s, observation))
         # a greedy thought with a quote left open has lost its thread (``Click the tree" field to type
         # into it.``): resampled too, though a sample's own open quote is no reason to refuse it
         if self.verify and self.temperature <= 0 and not self.no_elements \
