@@ -242,6 +242,16 @@ def test_off_screen_flags_a_click_at_a_name_the_task_wants_and_nothing_carries()
     labelled = Observation(screenshot=None, width=800, height=600, elements=[  # buttons named with their row
         el(0, "button", "Details Letter entry", 600, 100), el(1, "button", "Details Cup", 600, 200)])
     assert not off_screen(click(650, 115, press), labelled, row_task)
+    menu = Observation(screenshot=None, width=160, height=210, elements=[  # a post's menu: entries of static text
+        el(0, "text", 'For the user @leonie, click on the "Block" button.', 0, 0, 160, 50, interactive=False),
+        el(1, "text", "Mute @leonie", 52, 151, 87, 17, interactive=False),
+        el(2, "text", "Block @leonie", 52, 168, 87, 17, interactive=False)])
+    block_task = 'For the user @leonie, click on the "Block" button.'
+    assert not off_screen(click(96, 176, 'Click "Block" in the menu of @leonie\'s post.'), menu, block_task)
+    assert off_screen(click(96, 176, 'Click "Report" in the menu of @leonie\'s post.'), menu, 'Click "Report".')
+    dialog = Observation(screenshot=None, width=160, height=210, elements=[el(0, "button", "Close", 101, 77, 20, 20)])
+    assert not off_screen(click(111, 87, 'The dialog has a close "x" in its title bar; click it.'), dialog,
+                          'Close the dialog box by clicking the "x".')  # a glyph the list names otherwise
 
 
 def test_said_away_flags_a_step_that_looks_elsewhere_for_a_name_on_screen():
@@ -265,6 +275,21 @@ def test_said_away_flags_a_step_that_looks_elsewhere_for_a_name_on_screen():
     assert not said_away(click(60, 80, '"Elyn" is not on "Tab #1"; open the next tab, "Tab #2".'), inbox)
     assert not said_away(scroll('The "star" icon is further down; scroll to it.'), inbox)  # an icon's name
     assert not said_away(scroll('The email from Storm is further down the inbox; scroll to it.'), inbox)  # unquoted
+    form = Observation(screenshot=None, width=375, height=667, elements=[  # the field cut by the bottom edge
+        el(0, "text", "Password", 32, 636, 311, 21, interactive=False), el(1, "textbox", "Password", 33, 660, 309, 7)])
+    assert not said_away(scroll('The "Password" field is out of view; scroll down in the page to reach it.'), form)
+    whole = dataclasses.replace(form, height=700)
+    assert said_away(scroll('The "Password" field is out of view; scroll down in the page to reach it.'), whole)
+    rows = Observation(screenshot=None, width=1024, height=768, elements=[  # a list's row its box's edge cuts
+        el(0, "button", "Drive", 45, 280, 441, 30), el(1, "button", "Ledger balance", 45, 320, 441, 3)])
+    assert not said_away(scroll('"Ledger balance" in the list is out of view; scroll down in the list.'), rows)
+    assert said_away(scroll('"Drive" in the list is out of view; scroll down in the list.'), rows)
+    table = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "text", "Gateway", 20, 100, 80, 30, interactive=False), el(1, "button", "Delete", 600, 200, 60, 30)])
+    right = '"Delete" in the row of "Gateway" is out of view; scroll right in the list to reach it.'
+    assert not said_away(scroll(right), table)  # the row is on screen, its button is not (in that row)
+    level = dataclasses.replace(table, elements=[*table.elements, el(2, "button", "Delete", 600, 100, 60, 30)])
+    assert said_away(scroll(right), level)
 
 
 def test_not_asked_flags_a_name_the_task_does_not_hold():
@@ -289,6 +314,18 @@ def test_not_asked_flags_a_name_the_task_does_not_hold():
     assert not not_asked(says('Check "4ii848j": the instruction lists exactly these.'), boxes)
     assert not_asked(says('Uncheck "ey": the instruction lists exactly these.'), boxes)
     assert not not_asked(says('Uncheck "Nc": the instruction lists exactly these.'), boxes)
+
+
+def test_a_menu_path_is_read_and_its_end_is_the_item_asked_for():
+    from policy.grounding import menu_path, not_asked
+    assert menu_path("Select Nicoline>Lilian>Angeline") == ["nicoline", "lilian", "angeline"]
+    assert menu_path('Please select "File" > "Save as".') == ["file", "save as"]
+    assert menu_path("Is 3 > 2?") == [] and menu_path("Click the OK button.") == []
+    path = "Select Nicoline>Lilian>Angeline"
+    assert not_asked(click(60, 80, '"Lilian" is the item asked for; click it.'), path)  # on the way
+    assert not not_asked(click(60, 80, '"Angeline" is the item asked for; click it.'), path)
+    assert not_asked(click(60, 80, 'Hover "Angeline" to open its submenu on the way to "Angeline".'), path)
+    assert not not_asked(click(60, 80, 'Hover "Lilian" to open its submenu on the way to "Angeline".'), path)
 
 
 def test_claimed_state_is_the_state_the_element_list_gives():
@@ -532,6 +569,18 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
     assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    unmarked = 'This post is by @felis and its "Reply" button is not marked yet; click it.'
+    assert against_state(click(28, 108, unmarked), feed, 'Click the "Reply" button on all posts by @felis.')
+    assert not against_state(click(28, 208, unmarked), feed, 'Click the "Reply" button on all posts by @felis.')
+    beside = Observation(screenshot=None, width=620, height=763, elements=[  # small boxes, labels drawn beside
+        el(0, "checkbox", "Sponsor media", 49, 130, 15, 15, checked=True),
+        el(1, "text", "Sponsor media", 74, 127, 100, 21, interactive=False),
+        el(2, "checkbox", "Detach plugin", 49, 205, 15, 15, checked=True),
+        el(3, "text", "Detach plugin", 74, 202, 92, 21, interactive=False)])
+    only = 'Mark "Sponsor media" and no other options; finish with Save.'
+    assert not against_state(click(56, 213, '"Sponsor media" is ticked; "Detach plugin" is checked but not asked '
+                                            'for; untick it.'), beside, only)
+    assert against_state(click(56, 138, '"Sponsor media" is checked but not asked for; untick it.'), beside, only)
     listed_done = 'Everything asked for is done; click "Submit".'
     assert against_state(click(50, 400, listed_done), boxes, "Select Trail, Score and click Submit.")  # Score unticked
     assert not against_state(click(50, 400, listed_done), boxes, "Select Trail, Deep feature and click Submit.")

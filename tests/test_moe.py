@@ -478,6 +478,33 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     assert load_builtin(copy=False)._steer(obs, obs.instruction)(0, tok.encode('Thought: Check "458')) is None
 
 
+def test_a_quote_opens_on_a_word_of_the_task_or_a_label_and_a_menu_path_names_its_items():
+    pol = load_builtin()
+    tok = pol.tokenizer
+    sp, quote = tok.tok.token_to_id("<|sp|>"), tok.encode('"')[0]
+
+    def first(name: str) -> int:  # the token of a quoted name's first letters, after <|sp|>
+        ids = tok.encode(f'Thought: Click "{name}')
+        return ids[ids.index(sp) + 1]
+    obs = Observation(screenshot(), 160, 210, instruction="Click the link Nicol.", elements=[
+        Element(index=0, role="link", text="Shir", box=Box(6, 55, 40, 13))])
+    steer = pol._steer(obs, obs.instruction)
+    these, those = steer(0, tok.encode('Thought: Click "') + [sp])
+    assert first("Kicol") in these and first("Nicol") not in these and first("Shir") not in these
+    assert first("Nicol") in list(those) and first("Kicol") not in list(those) and quote in these  # no empty name
+    assert steer(0, tok.encode('Thought: Click the "+" button; type "')) is None  # a text to type: free
+    assert load_builtin(copy=False)._steer(obs, obs.instruction)(0, tok.encode('Thought: Click "') + [sp]) is None
+    menu = Observation(screenshot(), 160, 210, instruction="Select Marylinda>Nicol", elements=[
+        Element(index=0, role="menuitem", text="Marylinda", box=Box(6, 55, 60, 13)),
+        Element(index=1, role="menuitem", text="Shir", box=Box(6, 74, 60, 13))])
+    steer = pol._steer(menu, menu.instruction)
+    these, _ = steer(0, tok.encode('Thought: "') + [sp])  # any item of the path, no other label
+    assert first("Shir") in these and first("Marylinda") not in these and first("Nicol") not in these
+    these, those = steer(0, tok.encode('Thought: Hover "Marylinda" to open its submenu on the way to "') + [sp])
+    assert first("Marylinda") in these and first("Nicol") not in these and first("Nicol") in list(those)
+    assert all("nicol".startswith(tok.decode([t]).strip().lower()) for t in those)  # the path's end only
+
+
 def test_a_verb_first_thought_names_a_box_its_step_changes():
     pol = load_builtin()
     tok = pol.tokenizer
