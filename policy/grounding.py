@@ -426,7 +426,9 @@ def _miscounted(thought: str, observation: Observation, task: str = "") -> bool:
     told = set(re.findall(r"\w+", _fold(task)))
     if told and any(not {w, w + "s", w + "es"} & told for desc, _ in claims for w in _fold(desc).split()):
         return True
-    return any(sum(_fits(_fold(desc).split(), name) for name in marks) != int(n) for desc, n in claims)
+    sized = any(w in _SIZES for name in marks for w in name.split())  # (a drawing may name no mark's size)
+    return any(sum(_fits([w for w in _fold(desc).split() if sized or w not in _SIZES], name) for name in marks)
+               != int(n) for desc, n in claims)
 
 
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
@@ -548,6 +550,7 @@ def _false_date(thought: str) -> bool:
 _SHADE = re.compile(r'"([^"\n]{1,100})"[^"\n]*?\bshade of (\w+)', re.I)  # ``the "light blue" square …: a shade of blue``
 _SHADE_FIRST = re.compile(r'\bshade of (\w+)[^"\n]*?"([^"\n]{1,100})"', re.I)  # ``A shade of blue … is the "light blue" …``
 _GENERIC = frozenset(("item", "thing", "one", "mark", "shape"))  # a word any mark answers to
+_SIZES = frozenset(("small", "large"))
 _LISTED = re.compile(r'\b(?:the ([\w ]{1,60}?)s )?are ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"): (\d+)\b', re.I)
 _COUNT_CLICK = re.compile(r': (\d+); click "(\d+)"')  # ``…: 2; click "2".``
 _RESULTS = re.compile(r'\bresults (\d+) to (\d+): ((?:"[^"\n]{1,100}"(?:, | and ))*"[^"\n]{1,100}"); '
@@ -586,7 +589,8 @@ def _false_description(thought: str) -> bool:
         names = [_fold(a or b) for a, b in _QUOTED.findall(m.group(2))]
         if len(names) != int(m.group(3)):
             return True
-        wanted = [w for w in _fold(m.group(1) or "").split() if w not in _GENERIC]
+        sized = any(set(n.split()) & _SIZES for n in names)  # (a drawing may name no mark's size)
+        wanted = [w for w in _fold(m.group(1) or "").split() if w not in _GENERIC and (sized or w not in _SIZES)]
         if any(w not in n.split() for n in names for w in wanted):
             return True  # a listed name is not what is counted (``The yellow letters are "red letter k"``)
     return False

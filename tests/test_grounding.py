@@ -674,6 +674,12 @@ def test_against_state_checks_a_count_of_marks_and_a_board_square():
     assert against_state(click(30, 210, 'Counting the letters in the picture gives 1; click "1".'), picture)  # 3
     assert not against_state(click(30, 210, 'The letters are "a": 1; click "1".'), Observation(
         screenshot=None, width=800, height=600, elements=[]))  # no mark listed: not judged
+    unsized = Observation(screenshot=None, width=800, height=600, elements=[  # no mark's size is named
+        el(0, "shape", "green letter h", 20, 20, 7, 11), el(1, "shape", "red letter j", 60, 20, 3, 11),
+        el(2, "button", "2", 60, 200, 20, 20)])
+    small = 'The small letters are "green letter h" and "red letter j": 2; click "2".'
+    assert not against_state(click(70, 210, small), unsized, "How many small letters are there?")
+    assert against_state(click(70, 210, small), picture, "How many small letters are there?")  # sizes named
     board = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "icon", "mark o", 20, 20, 40, 40), el(1, "icon", "mark x", 60, 20, 40, 40)])
     assert against_state(click(40, 40, "Play X in the top-left square: it blocks O's line."), board)
