@@ -286,13 +286,10 @@ def shows(observation: Observation, name: str) -> bool:
 
 
 def _cut(el: Element, observation: Observation) -> bool:
-    """Whether ``el`` is cut off: its box (clipped to the view) reaches the screen's bottom edge, or
-    it is under half as tall as another element of its role and width (a list row a scroll box's
-    edge cuts)."""
-    if el.box.y + el.box.height >= observation.height - 0.5:
-        return True
-    return any(o.role == el.role and abs(o.box.width - el.box.width) < 1 and el.box.height < 0.5 * o.box.height
-               for o in observation.elements)
+    """Whether ``el`` is cut off by the screen's bottom edge (its box, clipped to the view, reaches
+    it): a scroll down shows it. A row a list's own edge cuts is left shown: clicked where it shows,
+    it is hit, and a list scrolled a notch at a time may never show it whole."""
+    return el.box.y + el.box.height >= observation.height - 0.5
 
 
 _ROW_OF = re.compile(r'"([^"\n]{1,100})" (?:in the row of|in the same row as|next to) $', re.I)
