@@ -330,6 +330,8 @@ _DESELECT = re.compile(r"\b(deselect|unselect|untick|uncheck)\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
+_FEED_END = re.compile(r"\bthe feed is read to its end\b", re.I)  # ``"Submit" is in view: the feed is read …``
+_ALL_BY = re.compile(r"\ball posts by (@[\w.-]+)", re.I)
 _NOT_YET = re.compile(r"\bis not (?:marked|checked|ticked|selected) yet\b", re.I)
 _CUT_OFF = re.compile(r'\bpost by "?(@[\w.-]+)"? is in view but its buttons are cut off', re.I)
 
@@ -438,7 +440,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
-    unmarked, or that a user's post in view has its buttons cut off while one shows whole, or that
+    unmarked (or that the feed is read to its end, while one by the user the task names has), or that a user's post in view has its buttons cut off while one shows whole, or that
     a button is not marked yet where the click lands on one shown marked; or moves
     a list's selection on towards a row shown selected already (a key press too); or counts a
     drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
@@ -449,7 +451,7 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     asked = quoted(task)
     if _miscounted(thought, observation, task):
         return True
-    m = _NONE_LEFT.search(thought)
+    m = _NONE_LEFT.search(thought) or (_FEED_END.search(thought) and _ALL_BY.search(task))
     if m and any(el.role == "icon" and not el.checked and _fold(el.text) in asked and _whole(el, observation)
                  and _author_above(observation, el.box.center[1]) == _fold(m.group(1)) for el in observation.elements):
         return True  # a post of that user in view still has the task's button unmarked (whole: one cut

@@ -569,6 +569,16 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
     assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    submit = '"Submit" is in view: the feed is read to its end; click "Submit".'
+    posts = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "text", "@felis", 20, 60, 60, 12, interactive=False), el(1, "icon", "reply", 20, 100, 16, 16),
+        el(2, "button", "Submit", 20, 300, 60, 20)])
+    all_by = 'Click the "Reply" button on all posts by @felis and then click Submit.'
+    assert against_state(click(50, 310, submit), posts, all_by)  # the post in view is left unmarked
+    marked = dataclasses.replace(posts, elements=[posts.elements[0], dataclasses.replace(posts.elements[1], checked=True),
+                                                  posts.elements[2]])
+    assert not against_state(click(50, 310, submit), marked, all_by)
+    assert not against_state(click(50, 310, submit), posts, all_by.replace("@felis", "@ante"))
     unmarked = 'This post is by @felis and its "Reply" button is not marked yet; click it.'
     assert against_state(click(28, 108, unmarked), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, unmarked), feed, 'Click the "Reply" button on all posts by @felis.')
