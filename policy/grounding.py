@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from typing import Sequence
 
 from actions.schema import Point, Step
 from perception.observation import Element, Observation
@@ -616,6 +617,35 @@ def false_claim(step: Step) -> bool:
 
 
 _UNASKED = re.compile(r'"([^"\n]{1,100})" is checked but not asked for; untick it\W*$', re.I)
+
+
+_MARK_OF = re.compile(r'\bclick its "[^"\n]{1,100}" button \((\d+) of (\d+)\)', re.I)  # ``… button (2 of 3).``
+_NEXT_ONE = re.compile(r"\bthe next post by @[\w.-]+ is (?:out of view|cut off)", re.I)
+_TO_SUBMIT = re.compile(r'"Submit" button is (?:out of view|cut off)|" is clicked on \d+ posts? by', re.I)
+_MISSED = re.compile(r"^\s*the last click did not register\b", re.I)
+
+
+def lost_count(step: Step, said: Sequence[str]) -> bool:
+    """Whether the thought's count of items marked one by one (``click its "Like" button (2 of 3)``)
+    does not go on from where the past thoughts' count (``said``, oldest first) stopped: the next
+    number, or the same after ``The last click did not register``; or it heads for the next item
+    (``The next post by @x is out of view``) when the count is complete, or for "Submit" when it is
+    not. The marks scroll out of view, so the count the thoughts kept is the one thing that
+    remembers them; a small model loses it (``(2 of 3)`` after ``(3 of 3)``)."""
+    last = None
+    for text in said:
+        m = _MARK_OF.search(text or "")
+        if m:
+            last = (int(m.group(1)), int(m.group(2)))
+    thought = step.thought or ""
+    m = _MARK_OF.search(thought)
+    if m:
+        want = 1 if last is None else last[0] if _MISSED.search(thought) else last[0] + 1
+        return int(m.group(1)) != want or (last is not None and int(m.group(2)) != last[1])
+    if last is None:
+        return False
+    done = last[0] >= last[1]
+    return bool(_NEXT_ONE.search(thought)) if done else bool(_TO_SUBMIT.search(thought))
 
 
 def untick_unasked(step: Step, observation: Observation, task: str,

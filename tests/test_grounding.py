@@ -543,6 +543,25 @@ def test_types_blind_flags_typing_where_nothing_takes_text():
     assert not types_blind(wrong, dataclasses.replace(tree, elements=[]))  # a desktop screen: not judged
 
 
+def test_lost_count_holds_a_count_of_marks_to_the_past_thoughts():
+    from policy.grounding import lost_count
+
+    def mark(k: int, n: int = 3) -> str:
+        return f'This post is by @semper; click its "Retweet" button ({k} of {n}).'
+    past = [mark(1), "The next post by @semper is out of view in the feed; scroll to it.", mark(2)]
+    assert not lost_count(click(60, 80, mark(3)), past)
+    assert lost_count(click(60, 80, mark(2)), past)  # counted again
+    assert lost_count(click(60, 80, mark(3, 4)), past)  # of another total
+    assert not lost_count(click(60, 80, "The last click did not register; " + mark(2)[0].lower() + mark(2)[1:]), past)
+    assert not lost_count(click(60, 80, mark(1)), []) and lost_count(click(60, 80, mark(2)), [])
+    submit = '"Retweet" is clicked on 3 posts by @semper; click "Submit".'
+    assert lost_count(click(60, 80, submit), past)  # one still to mark
+    assert not lost_count(click(60, 80, submit), [*past, mark(3)])
+    onward = "The next post by @semper is out of view in the feed; scroll to it."
+    assert lost_count(click(60, 80, onward), [*past, mark(3)]) and not lost_count(click(60, 80, onward), past)
+    assert not lost_count(click(60, 80, 'Click "Submit".'), [])  # no count kept: nothing to hold to
+
+
 def test_said_month_is_the_month_of_the_date_being_written_out():
     from policy.grounding import said_month
     assert said_month("Thought: 09/20/2016 is") == 9 and said_month("x 1/2/2016 is") == 1
