@@ -503,6 +503,11 @@ def test_a_quote_opens_on_a_word_of_the_task_or_a_label_and_a_menu_path_names_it
     these, those = steer(0, tok.encode('Thought: Hover "Marylinda" to open its submenu on the way to "') + [sp])
     assert first("Marylinda") in these and first("Nicol") not in these and first("Nicol") in list(those)
     assert all("nicol".startswith(tok.decode([t]).strip().lower()) for t in those)  # the path's end only
+    ursula = tok.encode('Thought: Hover "Brandice" to open its submenu on the way to "Ursula"')  # no " Ur" token:
+    q = len(ursula) - 1 - ursula[::-1].index(quote)  # its name opens with a lone space after <|sp|>
+    short = Observation(screenshot(), 160, 210, instruction="Select Brandice>Ursula", elements=[])
+    path_steer = pol._steer(short, short.instruction)
+    assert all(ursula[k] not in path_steer(0, ursula[:k])[0] for k in range(q + 1, len(ursula)))
 
 
 def test_a_verb_first_thought_names_a_box_its_step_changes():

@@ -118,6 +118,8 @@ class CopyGuard:
         if after_sp:
             if not piece.startswith(" "):
                 return False
+            if piece == " ":  # a name with no token of its own for its first letters after a space
+                return any(r[:1].isalpha() for r in rests)  # (``"Ursula"``: `` `` then ``Ur``)
             piece = piece[1:]
         elif opening and piece[:1].isalpha():
             return False  # a name's first letter comes after <|sp|>
