@@ -726,6 +726,7 @@ def _slip_of_task(name: str, task: str) -> bool:
     return near is not None and abs(len(near) - len(name)) <= 1
 
 
+_NARROW = re.compile(r"\bto narrow\b", re.I)  # ``type "g" to narrow them``: letters of a suggestion
 _CITES = re.compile(r'\bsays "([^"\n]{1,200})"', re.I)  # ``the task says "directed by Ball": type "Ball".``
 _EDITABLE = frozenset(("textbox", "searchbox", "combobox", "spinbutton"))
 
@@ -735,9 +736,9 @@ def false_type(step: Step, task: str) -> bool:
     (``type "Gabw shipment"``) that neither the task nor the thought's other quotes hold: a small
     model that lost its copy of the task's value half-way; or that is not inside what the thought
     cites the task as saying (``the task says "directed by Ball": type "Ball from year"``), or
-    cites words the task does not have. Texts the task holds in other letter
-    case, parts of it (an autocomplete's first letters) and texts with digits (a date or a time the
-    step converts) pass."""
+    cites words the task does not have, or that stops inside a word of the task (``type "St"`` for
+    "Storm"). Texts the task holds in other letter case, a few letters to narrow a list of
+    suggestions and texts with digits (a date or a time the step converts) pass."""
     typed = [a for a in step.actions if a.kind == "type"]
     if any(not a.text and not a.submit for a in typed):
         return True
@@ -751,7 +752,11 @@ def false_type(step: Step, task: str) -> bool:
     if any(c.isdigit() for c in text):
         return False  # a value the step converts (a date, a time: "02:53P" for 2:53 PM) is not a copy
     others = [q for q in quoted(step.thought) if q != text]
-    return text not in _fold(task) and not any(text in q for q in others)
+    if any(text in q for q in others):
+        return False
+    if _NARROW.search(step.thought or ""):
+        return text not in _fold(task)  # a few letters more of a suggestion: part of a word
+    return re.search(re.escape(text) + r"(?!\w)", _fold(task)) is None  # ends where a word of it does
 
 
 def types_blind(step: Step, observation: Observation) -> bool:

@@ -521,6 +521,11 @@ def test_false_type_flags_a_lost_copy():
     assert not false_type(typing(time, "02:53P"), "Enter 2:53 PM as the time and press submit.")
     narrow = '"Hong Kong" is further down the suggestions; type "g" to narrow them.'
     assert not false_type(typing(narrow, "g"), 'Enter an item that starts with "Ho" and ends with "Kong".')
+    storm = "Storm wants the email you got from Sara."
+    assert false_type(typing('Type "St" into the "to" field.', "St"), storm)  # stops inside a word
+    assert not false_type(typing('Type "Storm" into the "to" field.', "Storm"), storm)
+    assert not false_type(typing('Type "Ho" into the Tags field.', "Ho"), 'Enter an item that starts with "Ho".')
+    assert false_type(typing('"Hong Kong" is further down; type "x" to narrow them.', "x"), 'Starts with "Ho".')
     movie = "Search for urban movies directed by Ball from year 1976."
     cites = 'The "Director" field takes the director; the task says "directed by Ball": type "{}".'
     assert not false_type(typing(cites.format("Ball"), "Ball"), movie)
