@@ -58,6 +58,7 @@ from perception.space import CoordinateSpace
 NAMED_ROLES = ("icon", "swatch", "shape")  # what the element list names a picture by: not drawn text
 POINTER_KINDS = ("click", "double_click", "right_click", "hover", "select")
 SELECT_ROLES = ("combobox", "listbox")  # what a select_option may be moved onto
+_EDITABLE = frozenset(("textbox", "searchbox", "combobox", "spinbutton"))  # what text can be typed into
 REPAIR_RATIO = 0.75  # difflib similarity from which a name no element carries is read as the task's
 _QUOTED = re.compile(r'"([^"\n]{1,100})"|\u201c([^\u201d\n]{1,100})\u201d')
 
@@ -331,6 +332,7 @@ _DESELECT = re.compile(r"\b(deselect|unselect|untick|uncheck)\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
+_ADDRESSED = re.compile(r"\bis addressed to ([^\s;,\"]{1,100})", re.I)  # ``The forward is addressed to Sidoney; …``
 _FEED_END = re.compile(r"\bthe feed is read to its end\b", re.I)  # ``"Submit" is in view: the feed is read …``
 _ALL_BY = re.compile(r"\ball posts by (@[\w.-]+)", re.I)
 _NOT_YET = re.compile(r"\bis not (?:marked|checked|ticked|selected) yet\b", re.I)
@@ -442,7 +444,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
     unmarked (or that the feed is read to its end, while one by the user the task names has), or that a user's post in view has its buttons cut off while one shows whole, or that
-    a button is not marked yet where the click lands on one shown marked; or moves
+    a button is not marked yet where the click lands on one shown marked; or says a message is
+    addressed to a name no field on screen holds; or moves
     a list's selection on towards a row shown selected already (a key press too); or counts a
     drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
     board's square marked already, or says a move blocks or completes a line it is not in
@@ -452,6 +455,10 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     asked = quoted(task)
     if _miscounted(thought, observation, task):
         return True
+    m = _ADDRESSED.search(thought)
+    if m and observation.elements and not any(
+            el.role in _EDITABLE and _fold(el.value) == _fold(m.group(1)) for el in observation.elements):
+        return True  # ``The forward is addressed to St`` while no field holds "St": it was not typed
     m = _NONE_LEFT.search(thought) or (_FEED_END.search(thought) and _ALL_BY.search(task))
     if m and any(el.role == "icon" and not el.checked and _fold(el.text) in asked and _whole(el, observation)
                  and _author_above(observation, el.box.center[1]) == _fold(m.group(1)) for el in observation.elements):
@@ -728,7 +735,6 @@ def _slip_of_task(name: str, task: str) -> bool:
 
 _NARROW = re.compile(r"\bto narrow\b", re.I)  # ``type "g" to narrow them``: letters of a suggestion
 _CITES = re.compile(r'\bsays "([^"\n]{1,200})"', re.I)  # ``the task says "directed by Ball": type "Ball".``
-_EDITABLE = frozenset(("textbox", "searchbox", "combobox", "spinbutton"))
 
 
 def false_type(step: Step, task: str) -> bool:

@@ -593,6 +593,12 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
     assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    to = Observation(screenshot=None, width=160, height=210, elements=[el(0, "textbox", "to", 30, 60, 100, 15)])
+    send = "The forward is addressed to Storm; click the send icon."
+    assert against_state(click(140, 60, send), to)  # nothing typed into the field
+    typed = dataclasses.replace(to, elements=[dataclasses.replace(to.elements[0], value="Storm")])
+    assert not against_state(click(140, 60, send), typed)
+    assert against_state(click(140, 60, send.replace("Storm", "St")), typed)
     submit = '"Submit" is in view: the feed is read to its end; click "Submit".'
     posts = Observation(screenshot=None, width=800, height=600, elements=[
         el(0, "text", "@felis", 20, 60, 60, 12, interactive=False), el(1, "icon", "reply", 20, 100, 16, 16),
