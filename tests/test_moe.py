@@ -472,6 +472,12 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     assert tok.encode(" field")[-1] in these  # into neither: overridden
     assert steer(0, tok.encode('Thought: Check "458'))  # but a text to type is the step's own:
     assert steer(0, tok.encode('Thought: The field is empty; type "458')) is None
+    mail = Observation(screenshot(), 160, 210, instruction="Storm wants the email you got from Sara.", elements=[])
+    typing = pol._steer(mail, mail.instruction)
+    these, those = typing(0, tok.encode('Thought: Type "St'))  # not closed inside the task's word "Storm"
+    assert quote in these and quote not in list(those) and tok.encode('Thought: Type "Storm')[-1] not in these
+    assert typing(0, tok.encode('Thought: Type "Storm')) is None  # at the word's end: free
+    assert typing(0, tok.encode('Thought: "Sara" is further down; type "S')) is None  # a letter narrows a list
     assert steer(0, tok.encode('Thought: Check "Kicol')) is None  # no copy from its start: left alone
     assert steer(0, tok.encode('Thought: Check "458x6xg"; then')) is None  # outside quotes
     assert steer(0, tok.encode('Thought: Check "458x6xg".\nAction: type(content=\'"45')) is None

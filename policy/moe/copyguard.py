@@ -74,9 +74,9 @@ class CopyGuard:
                 return None
             last = len(ids) - 1 - ids[::-1].index(self.quote)
             inside = ids[last + 1:]
-            if self.decode(ids[max(0, last - 2):last]).casefold().rstrip().endswith("type"):
-                return None  # a text to type: a value the step may convert (``type "04:43A"`` for 4:43 AM)
             so_far = self.decode(inside).casefold()
+            if self.decode(ids[max(0, last - 2):last]).casefold().rstrip().endswith("type"):
+                return self._typed(so_far, told)
             if not so_far.strip():  # the quote's first letters (after its ``<|sp|>``): ``"Kicol"`` for Nicol
                 return _Refused(opens), _Allowed(self, opens, letters)
             if sum(c.isalnum() for c in so_far) < MIN_COPY:
@@ -92,6 +92,20 @@ class CopyGuard:
                 return bool(piece) and bool(_rests(so_far + piece, shown))
             return _Refused(copy_or_label), _Allowed(self, lambda t: self.keeps(t, rests), [r[0] for r in rests])
         return steer
+
+    def _typed(self, so_far: str, told: str):
+        """A text to type is the step's own (a value it converts: ``type "04:43A"`` for 4:43 AM; a
+        letter that narrows a list of suggestions), but one that has copied two letters or more from
+        a word's start of the task and stands inside that word everywhere is not closed there
+        (``type "St"`` for "Storm")."""
+        if len(so_far) < 2 or not so_far.isalpha():
+            return None
+        rests = _rests(so_far, [told])
+        if not rests or not all(r[:1].isalnum() for r in rests):
+            return None
+        def goes_on(token: int) -> bool:
+            return token != self.quote and self.keeps(token, rests)
+        return _Refused(lambda t: t != self.quote), _Allowed(self, goes_on, [r[0] for r in rests])
 
     def choose(self, inside: Sequence[int], names: Sequence[str]):
         """(the tokens that would make the quote so far, ``inside``, none of ``names``, the tokens
