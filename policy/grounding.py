@@ -519,6 +519,23 @@ _AFFIX = re.compile(r'"([^"\n]{1,100})",? (?:which )?(starts|begins|ends) with "
 _AFFIX_FIRST = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})" is "([^"\n]{1,100})"', re.I)
 
 
+_AFFIX_OPEN = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})"(?: and (starts|begins|ends) with '
+                         r'"([^"\n]{1,100})")? is "$', re.I)  # ``The suggestion that ends with "had" is "``
+
+
+def affix_choices(text: str, observation: Observation) -> list[str]:
+    """Where ``text`` (a response being written) has just opened the quote of a name it says
+    starts or ends with a text (``The suggestion that ends with "had" is "``): the labels on screen
+    that do, folded. [] elsewhere, or when none does."""
+    m = _AFFIX_OPEN.search(text)
+    if not m:
+        return []
+    tests = [(m.group(1), _fold(m.group(2)))] + ([(m.group(3), _fold(m.group(4)))] if m.group(3) else [])
+    return list(dict.fromkeys(
+        name for el in observation.elements if (name := _fold(el.text)) and _on_screen(el, observation)
+        and all(name.endswith(a) if verb.lower() == "ends" else name.startswith(a) for verb, a in tests)))
+
+
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
           "november", "december")
 _MONTH = r"(" + "|".join(MONTHS) + r")"

@@ -548,6 +548,18 @@ def test_types_blind_flags_typing_where_nothing_takes_text():
     assert not types_blind(wrong, dataclasses.replace(tree, elements=[]))  # a desktop screen: not judged
 
 
+def test_affix_choices_are_the_labels_that_pass_the_test_a_quote_opens_on():
+    from policy.grounding import affix_choices
+    menu = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "textbox", "Tags", 10, 60, 120, 15), el(1, "clickable", "Chad", 10, 80, 120, 15),
+        el(2, "clickable", "Christmas Island", 10, 95, 120, 15), el(3, "clickable", "Trinidad", 10, 400, 120, 15)])
+    assert affix_choices('Thought: The suggestion that ends with "had" is "', menu) == ["chad"]
+    assert affix_choices('Thought: The suggestion that starts with "Ch" and ends with "d" is "', menu) == [
+        "chad", "christmas island"]
+    assert affix_choices('Thought: The suggestion that ends with "dad" is "', menu) == []  # off screen only
+    assert affix_choices('Thought: Click "', menu) == []
+
+
 def test_lost_count_holds_a_count_of_marks_to_the_past_thoughts():
     from policy.grounding import lost_count
 

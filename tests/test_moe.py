@@ -509,6 +509,15 @@ def test_a_quote_opens_on_a_word_of_the_task_or_a_label_and_a_menu_path_names_it
     these, those = steer(0, tok.encode('Thought: Hover "Marylinda" to open its submenu on the way to "') + [sp])
     assert first("Marylinda") in these and first("Nicol") not in these and first("Nicol") in list(those)
     assert all("nicol".startswith(tok.decode([t]).strip().lower()) for t in those)  # the path's end only
+    tags = Observation(screenshot(), 160, 210, instruction='Enter an item that starts with "Ch" and ends with "had".',
+                       elements=[Element(index=0, role="clickable", text="Christmas Island", box=Box(6, 80, 120, 13)),
+                                 Element(index=1, role="clickable", text="Chad", box=Box(6, 95, 120, 13))])
+    picked = tok.encode('Thought: The suggestion that ends with "had" is "Chad')
+    q = len(picked) - 1 - picked[::-1].index(quote)
+    pick_steer = pol._steer(tags, tags.instruction)
+    assert all(picked[k] not in pick_steer(0, picked[:k])[0] for k in range(q + 1, len(picked)))
+    wrong = tok.encode('Thought: The suggestion that ends with "had" is "Christmas')
+    assert any(wrong[k] in pick_steer(0, wrong[:k])[0] for k in range(q + 1, len(wrong)))  # not a name that passes
     ursula = tok.encode('Thought: Hover "Brandice" to open its submenu on the way to "Ursula"')  # no " Ur" token:
     q = len(ursula) - 1 - ursula[::-1].index(quote)  # its name opens with a lone space after <|sp|>
     short = Observation(screenshot(), 160, 210, instruction="Select Brandice>Ursula", elements=[])

@@ -15,7 +15,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (STEER_TRIGGERS, against_state, box_choices, box_states, false_claim, false_type,
+from policy.grounding import (STEER_TRIGGERS, affix_choices, against_state, box_choices, box_states, false_claim, false_type,
                               ground_step, lost_count, menu_path, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
                               typed_from_task, typed_from_thought, types_blind, untick_unasked)
 from policy.moe.copyguard import CopyGuard
@@ -151,6 +151,7 @@ class MoEPolicy(BasePolicy):
         choices = box_choices(observation, task)
         choosing = guard is not None and any(choices.values())  # no box on screen: no name to choose
         path = menu_path(task) if guard is not None else []
+        affixed: dict[int, list[str]] = {}  # per row: the names its open quote is chosen among
 
         def steer(row: int, ids: list[int]):
             rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
@@ -165,6 +166,14 @@ class MoEPolicy(BasePolicy):
                     chosen = guard.choose(ids[q + 1:], choices["uncheck" if verb.group(1) else "check"])
                     if chosen is not None:
                         return chosen
+            if guard is not None and ids and ids[-1] == guard.quote and ids.count(guard.quote) % 2 \
+                    and guard.action not in ids:
+                affixed[row] = affix_choices(decode(ids), observation)  # ``… ends with "had" is "``
+            if affixed.get(row) and ids.count(guard.quote) % 2 and guard.action not in ids:
+                q = len(ids) - 1 - ids[::-1].index(guard.quote)
+                chosen = guard.choose(ids[q + 1:], affixed[row])  # the name among the labels that pass
+                if chosen is not None:
+                    return chosen
             if path and ids.count(guard.quote) % 2 and guard.action not in ids:
                 q = len(ids) - 1 - ids[::-1].index(guard.quote)  # a task giving a menu path: its thought
                 before = decode(ids[max(0, q - 6):q]).rstrip()
