@@ -335,7 +335,7 @@ _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.
 _ADDRESSED = re.compile(r"\bis addressed to ([^\s;,\"]{1,100})", re.I)  # ``The forward is addressed to Sidoney; …``
 _FEED_END = re.compile(r"\bthe feed is read to its end\b", re.I)  # ``"Submit" is in view: the feed is read …``
 _ALL_BY = re.compile(r"\ball posts by (@[\w.-]+)", re.I)
-_NOT_YET = re.compile(r"\bis not (?:marked|checked|ticked|selected) yet\b", re.I)
+_NOT_YET = re.compile(r"\bnot (?:selected|marked|checked|ticked) yet\b", re.I)  # ``… button is not marked yet``
 _CUT_OFF = re.compile(r'\bpost by "?(@[\w.-]+)"? is in view but its buttons are cut off', re.I)
 
 
@@ -946,6 +946,8 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         if by and len(candidates) > 1:  # ``This post is by @felis … its "Reply" button``: a button of @felis's post
             candidates = [el for el in candidates
                           if _author_above(observation, el.box.center[1]) == _fold(by.group(1))] or candidates
+        if len(candidates) > 1 and _NOT_YET.search(step.thought):  # ``A shade of blue not selected yet is
+            candidates = [el for el in candidates if el.checked is False] or candidates  # the "blue" square``
         if len(candidates) > 1:  # names that differ in case only ("Previous", "previous"): the one quoted
             raw = {" ".join((a or b).split()) for a, b in _QUOTED.findall(target_clause(step.thought))}
             candidates = [el for el in candidates if " ".join(el.text.split()) in raw] or candidates

@@ -548,6 +548,16 @@ def test_types_blind_flags_typing_where_nothing_takes_text():
     assert not types_blind(wrong, dataclasses.replace(tree, elements=[]))  # a desktop screen: not judged
 
 
+def test_a_click_said_to_mark_one_not_marked_yet_goes_to_an_unmarked_one_of_that_name():
+    shades = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "swatch", "blue", 10, 60, 30, 30, checked=True), el(1, "swatch", "blue", 50, 60, 30, 30, checked=False),
+        el(2, "swatch", "red", 90, 60, 30, 30, checked=False)])
+    pick = 'A shade of blue not selected yet is the "blue" square (2 of 2); select it.'
+    moved, changed = ground_step(click(25, 75, pick), shades)
+    assert changed and moved.actions[0].point == Point(x=65, y=75)  # the unselected "blue", not the nearest
+    assert ground_step(click(25, 75, 'Deselect the "blue" square.'), shades) == (click(25, 75, 'Deselect the "blue" square.'), False)
+
+
 def test_affix_choices_are_the_labels_that_pass_the_test_a_quote_opens_on():
     from policy.grounding import affix_choices
     menu = Observation(screenshot=None, width=160, height=210, elements=[
