@@ -523,10 +523,21 @@ _AFFIX_OPEN = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})"(?: and (s
                          r'"([^"\n]{1,100})")? is "$', re.I)  # ``The suggestion that ends with "had" is "``
 
 
-def affix_choices(text: str, observation: Observation) -> list[str]:
+_SHADE_OPEN = re.compile(r'\bshade of (\w+) not selected yet is the "$', re.I)  # ``A shade of red not selected …``
+
+
+def quote_choices(text: str, observation: Observation) -> list[str]:
     """Where ``text`` (a response being written) has just opened the quote of a name it says
     starts or ends with a text (``The suggestion that ends with "had" is "``): the labels on screen
-    that do, folded. [] elsewhere, or when none does."""
+    that do, folded; or of a square it says is a shade of a hue not selected yet (``A shade of red
+    not selected yet is the "``): the unselected swatches on screen whose name has no other hue.
+    [] elsewhere, or when none is."""
+    m = _SHADE_OPEN.search(text)
+    if m:
+        hue = _fold(m.group(1))
+        return list(dict.fromkeys(
+            name for el in observation.elements if el.role == "swatch" and not el.checked and _on_screen(el, observation)
+            and (name := _fold(el.text)) and set(name.split()) & _HUES <= {hue}))
     m = _AFFIX_OPEN.search(text)
     if not m:
         return []

@@ -558,16 +558,20 @@ def test_a_click_said_to_mark_one_not_marked_yet_goes_to_an_unmarked_one_of_that
     assert ground_step(click(25, 75, 'Deselect the "blue" square.'), shades) == (click(25, 75, 'Deselect the "blue" square.'), False)
 
 
-def test_affix_choices_are_the_labels_that_pass_the_test_a_quote_opens_on():
-    from policy.grounding import affix_choices
+def test_quote_choices_are_the_labels_that_pass_the_test_a_quote_opens_on():
+    from policy.grounding import quote_choices
     menu = Observation(screenshot=None, width=160, height=210, elements=[
         el(0, "textbox", "Tags", 10, 60, 120, 15), el(1, "clickable", "Chad", 10, 80, 120, 15),
         el(2, "clickable", "Christmas Island", 10, 95, 120, 15), el(3, "clickable", "Trinidad", 10, 400, 120, 15)])
-    assert affix_choices('Thought: The suggestion that ends with "had" is "', menu) == ["chad"]
-    assert affix_choices('Thought: The suggestion that starts with "Ch" and ends with "d" is "', menu) == [
+    assert quote_choices('Thought: The suggestion that ends with "had" is "', menu) == ["chad"]
+    assert quote_choices('Thought: The suggestion that starts with "Ch" and ends with "d" is "', menu) == [
         "chad", "christmas island"]
-    assert affix_choices('Thought: The suggestion that ends with "dad" is "', menu) == []  # off screen only
-    assert affix_choices('Thought: Click "', menu) == []
+    assert quote_choices('Thought: The suggestion that ends with "dad" is "', menu) == []  # off screen only
+    assert quote_choices('Thought: Click "', menu) == []
+    shades = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "swatch", "dark red", 10, 60, 30, 30), el(1, "swatch", "red", 50, 60, 30, 30, checked=True),
+        el(2, "swatch", "light green", 90, 60, 30, 30), el(3, "swatch", "maroon", 10, 100, 30, 30)])
+    assert quote_choices('Thought: A shade of red not selected yet is the "', shades) == ["dark red", "maroon"]
 
 
 def test_lost_count_holds_a_count_of_marks_to_the_past_thoughts():

@@ -15,7 +15,7 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (STEER_TRIGGERS, affix_choices, against_state, box_choices, box_states, false_claim, false_type,
+from policy.grounding import (STEER_TRIGGERS, quote_choices, against_state, box_choices, box_states, false_claim, false_type,
                               ground_step, lost_count, menu_path, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
                               typed_from_task, typed_from_thought, types_blind, untick_unasked)
 from policy.moe.copyguard import CopyGuard
@@ -168,7 +168,7 @@ class MoEPolicy(BasePolicy):
                         return chosen
             if guard is not None and ids and ids[-1] == guard.quote and ids.count(guard.quote) % 2 \
                     and guard.action not in ids:
-                affixed[row] = affix_choices(decode(ids), observation)  # ``… ends with "had" is "``
+                affixed[row] = quote_choices(decode(ids), observation)  # ``… ends with "had" is "``
             if affixed.get(row) and ids.count(guard.quote) % 2 and guard.action not in ids:
                 q = len(ids) - 1 - ids[::-1].index(guard.quote)
                 chosen = guard.choose(ids[q + 1:], affixed[row])  # the name among the labels that pass
