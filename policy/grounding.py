@@ -683,6 +683,19 @@ def lost_count(step: Step, said: Sequence[str]) -> bool:
     return bool(_NEXT_ONE.search(thought)) if done else bool(_TO_SUBMIT.search(thought))
 
 
+def finished_early(step: Step, observation: Observation, task: str, said: Sequence[str]) -> bool:
+    """Whether a step says the task is finished while a control on screen that the task names
+    (``… then click Submit``, ``press "Confirm"``) goes unnamed in every past thought: it was never
+    acted on (``"Monitor lead" is unchecked; tick it``, then finished without the Submit the task
+    ends with)."""
+    if not any(a.kind == "finished" for a in step.actions) or not task:
+        return False
+    told, past = _fold(task), _fold(" ".join(said))
+    return any(el.interactive and el.role in ("button", "link", "menuitem") and (name := _fold(el.text))
+               and _on_screen(el, observation) and _as_word(name).search(told) and name not in past
+               for el in observation.elements)
+
+
 def untick_unasked(step: Step, observation: Observation, task: str,
                    space: CoordinateSpace | None = None) -> tuple[Step, bool]:
     """``step`` aimed at a box on screen that is checked and not asked for (the nearest to its point),

@@ -593,6 +593,19 @@ def test_lost_count_holds_a_count_of_marks_to_the_past_thoughts():
     assert not lost_count(click(60, 80, 'Click "Submit".'), [])  # no count kept: nothing to hold to
 
 
+def test_finished_early_flags_a_finish_before_the_control_the_task_ends_with():
+    from actions.schema import Finished
+    from policy.grounding import finished_early
+    form = Observation(screenshot=None, width=800, height=600, elements=[
+        el(0, "radio", "Monitor lead", 20, 100, checked=True), el(1, "button", "Submit", 20, 300)])
+    task = 'Please pick "Monitor lead" as the Offer code, then click Submit.'
+    done = Step(thought="The task is complete.", actions=[Finished()], raw="finished()")
+    assert finished_early(done, form, task, ['"Monitor lead" is unchecked; tick it.'])
+    assert not finished_early(done, form, task, ['"Monitor lead" is unchecked; tick it.', 'Click "Submit".'])
+    assert not finished_early(click(30, 310, 'Click "Submit".'), form, task, [])  # not a finish
+    assert not finished_early(done, form, "Pick Monitor lead.", [])  # the task names no control on screen
+
+
 def test_said_month_is_the_month_of_the_date_being_written_out():
     from policy.grounding import said_month
     assert said_month("Thought: 09/20/2016 is") == 9 and said_month("x 1/2/2016 is") == 1
