@@ -683,6 +683,33 @@ def lost_count(step: Step, said: Sequence[str]) -> bool:
     return bool(_NEXT_ONE.search(thought)) if done else bool(_TO_SUBMIT.search(thought))
 
 
+_FORM_DONE = re.compile(r"\bcompleted form\b|\bfilled in\b", re.I)  # ``… to submit the completed form``
+_PAIRS = re.compile(r'([^\W\d_][\w ]{0,40}?):? "([^"\n]{1,100})"')  # ``Title "Room gallery"``
+
+
+def form_unfinished(step: Step, observation: Observation, task: str) -> bool:
+    """Whether a step says the form is filled in (``Click the "Save" button to submit the completed
+    form``) while a field on screen whose label the task gives a value (``Country "Fund"``) holds
+    another (the model skipped a field: a list still showing its first option). A field is the
+    task's label's when its text starts with the label's last words, the most of them ("Full
+    name" for ``and Full name "Lina"``, not "Name")."""
+    if not _FORM_DONE.search(step.thought or "") or not task:
+        return False
+    fields = [el for el in observation.elements
+              if el.role in _EDITABLE and _on_screen(el, observation) and "\u2022" not in el.value]  # (a password)
+
+    def fit(label: str, el: Element) -> int:  # how many of the field's first words end the label
+        words = _fold(el.text).split()
+        return max((k for k in range(1, len(words) + 1)
+                    if label == (head := " ".join(words[:k])) or label.endswith(" " + head)), default=0)
+    for label, value in _PAIRS.findall(task):
+        scored = [(fit(_fold(label), el), el) for el in fields]
+        best = max(scored, key=lambda t: t[0], default=(0, None))
+        if best[0] and _fold(best[1].value) != _fold(value):
+            return True
+    return False
+
+
 def finished_early(step: Step, observation: Observation, task: str, said: Sequence[str]) -> bool:
     """Whether a step says the task is finished while a control on screen that the task names
     (``… then click Submit``, ``press "Confirm"``) goes unnamed in every past thought: it was never

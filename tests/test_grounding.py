@@ -606,6 +606,22 @@ def test_finished_early_flags_a_finish_before_the_control_the_task_ends_with():
     assert not finished_early(done, form, "Pick Monitor lead.", [])  # the task names no control on screen
 
 
+def test_form_unfinished_flags_a_submit_while_a_field_holds_another_value():
+    from policy.grounding import form_unfinished
+    form = Observation(screenshot=None, width=800, height=600, elements=[
+        Element(index=0, role="textbox", text="Name", value="Olga Reyes", box=Box(20, 100, 300, 26)),
+        Element(index=1, role="textbox", text="Full name", value="Lina Rossi", box=Box(20, 150, 300, 26)),
+        Element(index=2, role="combobox", text="Country Preview village Fund", value="Preview village",
+                box=Box(20, 200, 300, 26)),
+        Element(index=3, role="textbox", text="Password", value="\u2022\u2022\u2022", box=Box(20, 250, 300, 26)),
+        el(4, "button", "Save", 20, 300)])
+    save = click(40, 310, 'Click the "Save" button to submit the completed form.')
+    task = 'Provide Name "Olga Reyes", Full name "Lina Rossi", Password "x1" and Country "{}". Finish with Save.'
+    assert form_unfinished(save, form, task.format("Fund"))  # the list still shows its first option
+    assert not form_unfinished(save, form, task.format("Preview village"))
+    assert not form_unfinished(click(40, 210, 'Pick "Fund" in "Country".'), form, task.format("Fund"))
+
+
 def test_said_month_is_the_month_of_the_date_being_written_out():
     from policy.grounding import said_month
     assert said_month("Thought: 09/20/2016 is") == 9 and said_month("x 1/2/2016 is") == 1

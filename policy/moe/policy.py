@@ -16,7 +16,7 @@ from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
 from policy.grounding import (STEER_TRIGGERS, quote_choices, against_state, box_choices, box_states, false_claim, false_type,
-                              finished_early, ground_step, lost_count, menu_path, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
+                              finished_early, form_unfinished, ground_step, lost_count, menu_path, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
                               typed_from_task, typed_from_thought, types_blind, untick_unasked)
 from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
@@ -54,7 +54,8 @@ class MoEPolicy(BasePolicy):
     its thought holds, or one outside what it cites the task as saying (grounding.false_type), or
     types where nothing on screen takes text (grounding.types_blind), or counts items marked one by
     one on from another number than its past thoughts reached (grounding.lost_count), or says it is
-    finished while a control the task names was never named (grounding.finished_early).
+    finished while a control the task names was never named (grounding.finished_early), or that
+    the form is filled in while a field the task gives a value holds another (grounding.form_unfinished).
     And a thought's claim about a box (``"A" is`` … ``ticked``/``unchecked``) says the state the
     element list gives (grounding.claimed_state): where the model writes a state word, it is the
     true one; likewise the month a thought names for a date it has just written in digits
@@ -277,7 +278,7 @@ class MoEPolicy(BasePolicy):
             return (off_screen(s, observation, task) or said_away(s, observation) or not_asked(s, task)
                     or against_state(s, observation, task) or false_claim(s)
                     or false_type(s, task) or types_blind(s, observation) or lost_count(s, said)
-                    or finished_early(s, observation, task, said))
+                    or finished_early(s, observation, task, said) or form_unfinished(s, observation, task))
         # a greedy thought with a quote left open has lost its thread (``Click the tree" field to type
         # into it.``): resampled too, though a sample's own open quote is no reason to refuse it
         if self.verify and self.temperature <= 0 and not self.no_elements \
