@@ -604,6 +604,9 @@ def test_finished_early_flags_a_finish_before_the_control_the_task_ends_with():
     assert not finished_early(done, form, task, ['"Monitor lead" is unchecked; tick it.', 'Click "Submit".'])
     assert not finished_early(click(30, 310, 'Click "Submit".'), form, task, [])  # not a finish
     assert not finished_early(done, form, "Pick Monitor lead.", [])  # the task names no control on screen
+    menu = Observation(screenshot=None, width=800, height=600, elements=[el(0, "menuitem", "Shuffle harbor", 20, 100)])
+    assert finished_early(done, menu, 'From the "Bill path" menu, pick "Shuffle harbor".',
+                          ['Click the "Bill path" menu to find "Shuffle harbor".'])  # looked for, not picked
 
 
 def test_form_unfinished_flags_a_submit_while_a_field_holds_another_value():
