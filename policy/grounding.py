@@ -714,13 +714,15 @@ _LOOKING = re.compile(r'\bto (?:find|reveal|look for|reach)(?: the)? "[^"\n]*"',
 
 
 def finished_early(step: Step, observation: Observation, task: str, said: Sequence[str]) -> bool:
-    """Whether a step says the task is finished while a control on screen that the task names
-    (``… then click Submit``, ``press "Confirm"``) goes unnamed in every past thought: it was never
+    """Whether a step says the task is finished while a name the task quotes, or a control on screen
+    that it names (``… then click Submit``), goes unnamed in every past thought: it was never
     acted on (``"Monitor lead" is unchecked; tick it``, then finished without the Submit the task
     ends with; ``Click the "Bill path" menu to find "Shuffle harbor"``, then finished)."""
     if not any(a.kind == "finished" for a in step.actions) or not task:
         return False
     told, past = _fold(task), _fold(_LOOKING.sub("", " ".join(said)))  # (what a step looked for is not acted on)
+    if any(name not in past for name in quoted(task)):
+        return True  # a name the task quotes no past step named (one in a menu scrolled out of view too)
     return any(el.interactive and el.role in ("button", "link", "menuitem") and (name := _fold(el.text))
                and _on_screen(el, observation) and _as_word(name).search(told) and name not in past
                for el in observation.elements)
