@@ -463,7 +463,10 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
                                                           for t in those)
     assert steer(0, tok.encode('Thought: "stop" means "Nic')) is None  # a label of the page: the model's choice
     assert steer(0, tok.encode('Thought: click "S')) is None  # a letter is no evidence of copying
-    assert steer(0, tok.encode('Thought: Check "458x6xg')) is None  # a copy to the word's end may go on
+    these, _ = steer(0, tok.encode('Thought: Check "458x6xg'))  # a copy to the word's end ends there:
+    assert quote not in these and c in these  # closed, not glued to more letters ("458x6xgcs")
+    these, _ = steer(0, tok.encode('Thought: Check "stop'))
+    assert tok.encode(" and")[-1] not in these  # a space goes on with the next word
     form = Observation(screenshot(), 160, 210, instruction="Search for movies directed by Ball.", elements=[
         Element(index=0, role="textbox", text="Director", box=Box(6, 55, 100, 13))])
     full = tok.encode('Thought: Click the "Director')

@@ -7,8 +7,9 @@ another name half-way (``"458csZp"`` from the task's ``458x6xg`` and ``56csZp``,
 it goes wrong from there. So once the quote so far is a copy of at least three letters or digits
 of the task's text, from a word's start to inside that word (case folded), a next token that would
 make it none is replaced by the most likely one that keeps it one, or closes the quote: ``"458`` +
-``cs`` becomes ``"458`` + ``x``. A copy that reached a word's end is free to go on (``"Kor"`` in
-``starts with "Kor"``: the suggestion quoted is "Korea, South"), as is one of a letter or two.
+``cs`` becomes ``"458`` + ``x``. A copy that reached a word's end ends that word there or goes on
+as a label (``"Kor"`` in ``starts with "Kor"``: the suggestion quoted is "Korea, South"; not
+``"homemouflage"``); a copy of a letter or two is free.
 
 Only a copy of the task's text is held to: a name the model picks among the page's (``"pig" means
 "hide"``, a synonym among the boxes) is its choice, and its point is evidence of that choice;
@@ -81,9 +82,10 @@ class CopyGuard:
                 return _Refused(opens), _Allowed(self, opens, letters)
             if sum(c.isalnum() for c in so_far) < MIN_COPY:
                 return None  # a letter or two is no evidence of copying (``"T`` of the task's "the")
-            rests = [r for r in _rests(so_far, [told]) if r[:1].isalnum()]
+            copied = _rests(so_far, [told])
+            rests = [r for r in copied if r[:1].isalnum()]
             if not rests:
-                return None  # no copy, or a copy to a word's end (a name the task gives the start of)
+                return self._word_end(so_far, shown) if copied else None  # (no copy: the model's own name)
 
             def copy_or_label(token: int) -> bool:  # ``"Dir`` may go on to the field "Director"
                 if self.keeps(token, rests):
@@ -92,6 +94,15 @@ class CopyGuard:
                 return bool(piece) and bool(_rests(so_far + piece, shown))
             return _Refused(copy_or_label), _Allowed(self, lambda t: self.keeps(t, rests), [r[0] for r in rests])
         return steer
+
+    def _word_end(self, so_far: str, shown: list[str]):
+        """A copy that reached the end of a word of the task (``"home``) ends its word there or goes
+        on as a label on the page (``"Kor`` of ``starts with "Kor"`` on to the suggestion "Korea,
+        South"): letters glued to it (``"homemouflage"``) are refused."""
+        def ends(token: int) -> bool:
+            piece = self.pieces[token] if token < len(self.pieces) else ""
+            return not piece[:1].isalnum() or bool(_rests(so_far + piece, shown))
+        return _Refused(ends), _Allowed(self, ends, [r[0] for r in _rests(so_far, shown) if r] + [" ", ",", "."])
 
     def _typed(self, so_far: str, told: str):
         """A text to type is the step's own (a value it converts: ``type "04:43A"`` for 4:43 AM; a
