@@ -332,6 +332,7 @@ _DESELECT = re.compile(r"\b(deselect|unselect|untick|uncheck)\b", re.I)
 _OPENS = re.compile(r"\b(open|expand)\b", re.I)
 _POST_BY = re.compile(r"\bpost is by (@[\w.-]+)", re.I)
 _NONE_LEFT = re.compile(r"\bno post by (@[\w.-]+) in view is left unmarked", re.I)
+_FIND = re.compile(r'\bto find "([^"\n]{1,100})"', re.I)
 _ADDRESSED = re.compile(r"\bis addressed to ([^\s;,\"]{1,100})", re.I)  # ``The forward is addressed to Sidoney; …``
 _FEED_END = re.compile(r"\bthe feed is read to its end\b", re.I)  # ``"Submit" is in view: the feed is read …``
 _ALL_BY = re.compile(r"\ball posts by (@[\w.-]+)", re.I)
@@ -444,7 +445,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
     unmarked (or that the feed is read to its end, while one by the user the task names has), or that a user's post in view has its buttons cut off while one shows whole, or that
-    a button is not marked yet where the click lands on one shown marked; or says a message is
+    a button is not marked yet where the click lands on one shown marked, or that the last click
+    did not register while what it opened a menu to find is on screen; or says a message is
     addressed to a name no field on screen holds; or moves
     a list's selection on towards a row shown selected already (a key press too); or counts a
     drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
@@ -455,6 +457,10 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     asked = quoted(task)
     if _miscounted(thought, observation, task):
         return True
+    m = _FIND.search(thought)
+    if m and _MISSED.search(thought) and shows(observation, m.group(1)):
+        return True  # ``The last click did not register; … open its "more" menu to find "Mute"`` with
+        # "Mute" on screen: it did (a second click would close the menu)
     m = _ADDRESSED.search(thought)
     if m and observation.elements and not any(
             el.role in _EDITABLE and _fold(el.value) == _fold(m.group(1)) for el in observation.elements):

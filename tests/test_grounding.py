@@ -651,6 +651,11 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
     assert against_state(click(28, 108, mark), feed, 'Click the "Reply" button on all posts by @felis.')
     assert not against_state(click(28, 208, mark), feed, 'Click the "Reply" button on all posts by @felis.')
+    opened = Observation(screenshot=None, width=160, height=210, elements=[
+        el(0, "icon", "more", 117, 83, 14, 14), el(1, "text", "Mute", 52, 100, 87, 17, interactive=False)])
+    again = 'The last click did not register; this post is by @x; open its "more" menu to find "Mute".'
+    assert against_state(click(124, 90, again), opened)  # the menu is open: a second click would close it
+    assert not against_state(click(124, 90, again), dataclasses.replace(opened, elements=opened.elements[:1]))
     to = Observation(screenshot=None, width=160, height=210, elements=[el(0, "textbox", "to", 30, 60, 100, 15)])
     send = "The forward is addressed to Storm; click the send icon."
     assert against_state(click(140, 60, send), to)  # nothing typed into the field
