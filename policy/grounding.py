@@ -444,10 +444,11 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
     another's, or that none in view by a user is left unmarked while one has the task's button
-    unmarked (or that the feed is read to its end, while one by the user the task names has), or that a user's post in view has its buttons cut off while one shows whole, or that
-    a button is not marked yet where the click lands on one shown marked, or that the last click
-    did not register while what it opened a menu to find is on screen; or says a message is
-    addressed to a name no field on screen holds; or moves
+    unmarked (or that the feed is read to its end while one by the user the task names has), or
+    that a user's post in view has its buttons cut off while one shows whole, or that a button is
+    not marked yet where the click lands on one shown marked, or that the last click did not
+    register while what it opened a menu to find is on screen; or says a message is addressed to a
+    name no field on screen holds; or moves
     a list's selection on towards a row shown selected already (a key press too); or counts a
     drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
     board's square marked already, or says a move blocks or completes a line it is not in
@@ -527,8 +528,6 @@ _AFFIX_FIRST = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})" is "([^"
 
 _AFFIX_OPEN = re.compile(r'(starts|begins|ends) with "([^"\n]{1,100})"(?: and (starts|begins|ends) with '
                          r'"([^"\n]{1,100})")? is "$', re.I)  # ``The suggestion that ends with "had" is "``
-
-
 _SHADE_OPEN = re.compile(r'\bshade of (\w+) not selected yet is the "$', re.I)  # ``A shade of red not selected …``
 
 
@@ -542,7 +541,8 @@ def quote_choices(text: str, observation: Observation) -> list[str]:
     if m:
         hue = _fold(m.group(1))
         return list(dict.fromkeys(
-            name for el in observation.elements if el.role == "swatch" and not el.checked and _on_screen(el, observation)
+            name for el in observation.elements
+            if el.role == "swatch" and not el.checked and _on_screen(el, observation)
             and (name := _fold(el.text)) and set(name.split()) & _HUES <= {hue}))
     m = _AFFIX_OPEN.search(text)
     if not m:

@@ -555,7 +555,8 @@ def test_a_click_said_to_mark_one_not_marked_yet_goes_to_an_unmarked_one_of_that
     pick = 'A shade of blue not selected yet is the "blue" square (2 of 2); select it.'
     moved, changed = ground_step(click(25, 75, pick), shades)
     assert changed and moved.actions[0].point == Point(x=65, y=75)  # the unselected "blue", not the nearest
-    assert ground_step(click(25, 75, 'Deselect the "blue" square.'), shades) == (click(25, 75, 'Deselect the "blue" square.'), False)
+    deselect = click(25, 75, 'Deselect the "blue" square.')
+    assert ground_step(deselect, shades) == (deselect, False)
 
 
 def test_quote_choices_are_the_labels_that_pass_the_test_a_quote_opens_on():
@@ -668,8 +669,8 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
         el(2, "button", "Submit", 20, 300, 60, 20)])
     all_by = 'Click the "Reply" button on all posts by @felis and then click Submit.'
     assert against_state(click(50, 310, submit), posts, all_by)  # the post in view is left unmarked
-    marked = dataclasses.replace(posts, elements=[posts.elements[0], dataclasses.replace(posts.elements[1], checked=True),
-                                                  posts.elements[2]])
+    shared = dataclasses.replace(posts.elements[1], checked=True)
+    marked = dataclasses.replace(posts, elements=[posts.elements[0], shared, posts.elements[2]])
     assert not against_state(click(50, 310, submit), marked, all_by)
     assert not against_state(click(50, 310, submit), posts, all_by.replace("@felis", "@ante"))
     unmarked = 'This post is by @felis and its "Reply" button is not marked yet; click it.'

@@ -15,8 +15,9 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (STEER_TRIGGERS, quote_choices, against_state, box_choices, box_states, false_claim, false_type,
-                              finished_early, form_unfinished, ground_step, lost_count, menu_path, next_word, not_asked, off_screen, quoted, said_away, slide_to_value,
+from policy.grounding import (STEER_TRIGGERS, against_state, box_choices, box_states, false_claim, false_type,
+                              finished_early, form_unfinished, ground_step, lost_count, menu_path, next_word,
+                              not_asked, off_screen, quote_choices, quoted, said_away, slide_to_value,
                               typed_from_task, typed_from_thought, types_blind, untick_unasked)
 from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
@@ -168,21 +169,18 @@ class MoEPolicy(BasePolicy):
                     chosen = guard.choose(ids[q + 1:], choices["uncheck" if verb.group(1) else "check"])
                     if chosen is not None:
                         return chosen
-            if guard is not None and ids and ids[-1] == guard.quote and ids.count(guard.quote) % 2 \
-                    and guard.action not in ids:
-                affixed[row] = quote_choices(decode(ids), observation)  # ``… ends with "had" is "``
-            if affixed.get(row) and ids.count(guard.quote) % 2 and guard.action not in ids:
+            if guard is not None and ids.count(guard.quote) % 2 and guard.action not in ids:
                 q = len(ids) - 1 - ids[::-1].index(guard.quote)
-                chosen = guard.choose(ids[q + 1:], affixed[row])  # the name among the labels that pass
+                if q == len(ids) - 1:  # a quote just opened where the thought says what it names
+                    affixed[row] = quote_choices(decode(ids), observation)  # (``… ends with "had" is "``)
+                names = affixed.get(row)
+                if not names and path:  # a task giving a menu path: its thought names the path's items
+                    before = decode(ids[max(0, q - 6):q]).rstrip()  # (``on the way to`` its last)
+                    names = [] if before.endswith("type") else path[-1:] if before.endswith("on the way to") \
+                        else path
+                chosen = guard.choose(ids[q + 1:], names) if names else None
                 if chosen is not None:
                     return chosen
-            if path and ids.count(guard.quote) % 2 and guard.action not in ids:
-                q = len(ids) - 1 - ids[::-1].index(guard.quote)  # a task giving a menu path: its thought
-                before = decode(ids[max(0, q - 6):q]).rstrip()
-                if not before.endswith("type"):  # names the path's items (``on the way to`` its end)
-                    chosen = guard.choose(ids[q + 1:], path[-1:] if before.endswith("on the way to") else path)
-                    if chosen is not None:
-                        return chosen
             return copied(row, ids) if copied is not None else None
         return steer
 
