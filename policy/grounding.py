@@ -434,6 +434,34 @@ def _miscounted(thought: str, observation: Observation, task: str = "") -> bool:
                != int(n) for desc, n in claims)
 
 
+_FOCUS_TOWARDS = re.compile(r'\b(?:list focus|press) (down|up) (?:to move the selection )?towards "([^"\n]{1,100})"',
+                            re.I)  # ``Move the list focus down towards "China" …``, ``Press Down to move …``
+_FOCUS_ON = re.compile(r'\bthe focus is on "([^"\n]{1,100})"', re.I)
+
+
+def _off_focus(thought: str, observation: Observation) -> bool:
+    """Whether a thought about a list box's keyboard focus contradicts the option the element list
+    marks focused (the driver follows it): it is on another option than ``The focus is on "China"``
+    says, or ``Move the list focus down towards "China"`` while China is the focused one or shown
+    above it. Not judged when no option on screen is marked focused."""
+    focus = next((el for el in observation.elements if el.role == "option" and el.focused
+                  and _on_screen(el, observation)), None)
+    if focus is None:
+        return False
+    m = _FOCUS_ON.search(thought)
+    if m and _fold(m.group(1)) != _fold(focus.text):
+        return True
+    m = _FOCUS_TOWARDS.search(thought)
+    if not m:
+        return False
+    if _fold(m.group(2)) == _fold(focus.text):
+        return True  # already there: Ctrl+Space, not one more step
+    there = [el for el in observation.elements if el.role == "option" and _fold(el.text) == _fold(m.group(2))
+             and _on_screen(el, observation)]
+    below = m.group(1).lower() == "down"
+    return any((el.box.center[1] < focus.box.center[1]) == below for el in there)
+
+
 def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     """Whether a click's thought contradicts what the screen or the task says of the box it acts on
     (its target clause's names): it ticks a box the element list shows ticked already (``tick it``,
@@ -449,7 +477,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     not marked yet where the click lands on one shown marked, or that the last click did not
     register while what it opened a menu to find is on screen; or says a message is addressed to a
     name no field on screen holds; or moves
-    a list's selection on towards a row shown selected already (a key press too); or counts a
+    a list's selection on towards a row shown selected already (a key press too), or a list box's
+    keyboard focus the wrong way or past where it is (``_off_focus``); or counts a
     drawing's marks to another number than the element list shows (``_miscounted``); or plays on a
     board's square marked already, or says a move blocks or completes a line it is not in
     (``_false_line``). A small model that has lost
@@ -478,6 +507,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     m = _TOWARDS.search(thought)
     if m and any(el.checked for el in named_elements(observation, [_fold(m.group(1))])):
         return True  # moving the selection on from the row it is to reach, shown selected already
+    if _off_focus(thought, observation):
+        return True
     if not any(a.kind in POINTER_KINDS for a in step.actions):
         return False
     click = next(a for a in step.actions if a.kind in POINTER_KINDS)

@@ -177,6 +177,31 @@ def test_select_errors_and_listbox(actions_page):
     assert d.page.evaluate("multi.value") == "Blue" and "multi:Blue" in result_text(d)
 
 
+def test_a_list_boxs_keyboard_focus_is_in_the_element_list(actions_page):
+    # Chrome draws the focus ring inside a list box but the DOM keeps no trace of it: the driver
+    # follows presses and arrow keys, and the element list marks the option "focused".
+    d = actions_page
+
+    def focused() -> list[str]:
+        return [e["text"] for e in d.capture().elements if e["role"] == "option" and e.get("focused")]
+    d.page.evaluate("""() => { const s = document.createElement('select'); s.id = 'many'; s.multiple = true;
+        s.size = 4; s.className = 'abs'; s.style.cssText = 'left:300px;top:170px;width:120px';
+        s.innerHTML = '<option>Ash</option><option>Birch</option><option>Cedar</option>';
+        document.body.appendChild(s); }""")
+    assert focused() == []
+    assert d.execute(Click(point=center(d, "#many option:nth-child(1)"))).ok
+    assert focused() == ["Ash"]
+    assert d.execute(Hotkey(keys=("ctrl", "down"))).ok
+    assert d.execute(Hotkey(keys=("ctrl", "down"))).ok
+    assert focused() == ["Cedar"]
+    assert d.execute(Hotkey(keys=("ctrl", "space"))).ok  # Ctrl+Space adds the focused option
+    assert d.page.evaluate("[...many.selectedOptions].map(o => o.text)") == ["Ash", "Cedar"]
+    d.execute(Hotkey(keys=("down",)))
+    assert focused() == ["Cedar"]  # held at the end
+    d.execute(Hotkey(keys=("home",)))
+    assert focused() == ["Ash"]
+
+
 def test_select_aria_listbox(driver, server):
     driver.goto(server.url("aria.html"))
     r = driver.execute(Select(point=center(driver, "#combo"), option="Two"))

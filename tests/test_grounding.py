@@ -575,6 +575,27 @@ def test_quote_choices_are_the_labels_that_pass_the_test_a_quote_opens_on():
     assert quote_choices('Thought: A shade of red not selected yet is the "', shades) == ["dark red", "maroon"]
 
 
+def test_a_list_boxs_focus_claims_follow_the_focused_option():
+    from policy.grounding import against_state
+
+    def option(i: int, text: str, y: float, focused: bool = False) -> Element:
+        return Element(index=i, role="option", text=text, box=Box(3, y, 148, 17), focused=focused, checked=False)
+    listbox = Observation(screenshot=None, width=160, height=210, elements=[
+        option(0, "Turkey", 75), option(1, "China", 109), option(2, "Bouvet Island", 126, focused=True)])
+    keys = Step(thought="", actions=[Hotkey(keys=("ctrl", "down"))], raw="hotkey")
+
+    def says(thought: str) -> Step:
+        return dataclasses.replace(keys, thought=thought)
+    assert against_state(says('Move the list focus down towards "China" with Ctrl+Down, keeping the selection.'), listbox)
+    assert not against_state(says('Move the list focus up towards "China" with Ctrl+Up, keeping the selection.'), listbox)
+    assert against_state(says('The focus is on "China"; press Ctrl+Space to add it to the selection.'), listbox)
+    assert not against_state(says('The focus is on "Bouvet Island"; press Ctrl+Space to add it.'), listbox)
+    assert against_state(says('Move the list focus up towards "Bouvet Island" with Ctrl+Up.'), listbox)  # there
+    assert against_state(says('Press Down to move the selection towards "Turkey".'), listbox)
+    unmarked = dataclasses.replace(listbox, elements=[dataclasses.replace(e, focused=False) for e in listbox.elements])
+    assert not against_state(says('The focus is on "China"; press Ctrl+Space to add it.'), unmarked)  # not judged
+
+
 def test_lost_count_holds_a_count_of_marks_to_the_past_thoughts():
     from policy.grounding import lost_count
 

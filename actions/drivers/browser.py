@@ -111,6 +111,21 @@ _MARK_JS = """(() => {
     return Number(key.id.slice(1));
   };
   window.cancelAnimationFrame = function (id) { pending.delete("f" + id); return caf.call(this, id); };
+  // The keyboard focus inside a list box (<select multiple>, or with a size): Chrome draws a ring
+  // round it but the DOM keeps no trace, so it is followed here for the element list (an option's
+  // "focused"): a press on an option puts it there, arrows move it (with Ctrl too), Home and End.
+  document.addEventListener("mousedown", (e) => {
+    const o = e.target && e.target.closest ? e.target.closest("option") : null;
+    const s = o && o.closest("select");
+    if (s) s.__galagoFocus = o.index;
+  }, true);
+  document.addEventListener("keydown", (e) => {
+    const s = e.target;
+    if (!s || s.tagName !== "SELECT" || !(s.multiple || s.size > 1) || !s.options.length) return;
+    const n = s.options.length, i = s.__galagoFocus ?? Math.max(0, s.selectedIndex);
+    const to = {ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: n - 1}[e.key];
+    if (to !== undefined) s.__galagoFocus = Math.max(0, Math.min(n - 1, to));
+  }, true);
 })()"""
 
 _SETTLE_JS = """({quiet, timeout}) => new Promise((resolve) => {

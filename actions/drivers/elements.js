@@ -351,7 +351,8 @@
       value: interactive ? clip(valueOf(el)) : "",
       checked: interactive ? (as && checkedOf(el) === null ? as.checked : checkedOf(el)) : null,
       disabled: interactive ? !!(el.disabled || el.getAttribute("aria-disabled") === "true") : false,
-      focused: el === active,
+      focused: el === active || (el.tagName === "OPTION" && !!el.closest("select") &&
+                                 el.closest("select").__galagoFocus === el.index),  // (_MARK_JS follows it)
       interactive,
       range: interactive ? rangeOf(el, ox, oy) : null,
       selector: (frameEl ? cssPath(frameEl) + " >>> " : "") + (el.getRootNode() instanceof ShadowRoot ? cssPath(el.getRootNode().host) + " >>> " : "") + cssPath(el),
