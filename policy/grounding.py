@@ -357,15 +357,16 @@ def _author_above(observation: Observation, y: float) -> str | None:
 
 def _left_undone(el: Element, observation: Observation, task: str) -> bool:
     """Whether ``el`` is on screen and still to do for ``task``: a box it names (unquoted too)
-    shown unticked, or a swatch of a hue it names (``the shades of blue``: "light blue") not
-    selected, or a list whose selection (its value) the task does not name (``Select Ruthann from
-    the scroll list`` while "Laurice" is selected: the selection stopped short of it)."""
+    shown unticked, or a list box's option it names shown unselected, or a swatch of a hue it
+    names (``the shades of blue``: "light blue") not selected, or a list whose selection (its
+    value) the task does not name (``Select Ruthann from the scroll list`` while "Laurice" is
+    selected: the selection stopped short of it)."""
     if el.role == "listbox" and el.value.strip() and _on_screen(el, observation):
         # a list's selection (its options joined by ", ") holding one the task does not name
         return any(_as_word(_fold(v)).search(_fold(task)) is None for v in el.value.split(", ") if v.strip())
     if not _on_screen(el, observation) or not el.text.strip():
         return False
-    if el.role == "checkbox" and el.checked is False:
+    if el.role in ("checkbox", "option") and el.checked is False:  # (a list box's option the task names, unselected)
         return _as_word(_fold(el.text)).search(_fold(task)) is not None
     return el.role == "swatch" and not el.checked and bool(set(_fold(el.text).split()) & _HUES & set(
         re.findall(r"\w+", _fold(task))))

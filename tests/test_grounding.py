@@ -592,6 +592,10 @@ def test_a_list_boxs_focus_claims_follow_the_focused_option():
     assert not against_state(says('The focus is on "Bouvet Island"; press Ctrl+Space to add it.'), listbox)
     assert against_state(says('Move the list focus up towards "Bouvet Island" with Ctrl+Up.'), listbox)  # there
     assert against_state(says('Press Down to move the selection towards "Turkey".'), listbox)
+    done = click(50, 180, 'Everything asked for is done; click "Submit".')
+    assert against_state(done, listbox, "Select Bouvet Island, China from the scroll list and click Submit.")
+    assert not against_state(done, listbox, "Select Gabon from the scroll list and click Submit.")  # not on
+    # screen: not judged
     unmarked = dataclasses.replace(listbox, elements=[dataclasses.replace(e, focused=False) for e in listbox.elements])
     assert not against_state(says('The focus is on "China"; press Ctrl+Space to add it.'), unmarked)  # not judged
 
