@@ -766,6 +766,23 @@ def finished_early(step: Step, observation: Observation, task: str, said: Sequen
                for el in observation.elements)
 
 
+def refusal(step: Step, observation: Observation, task: str, said: Sequence[str] = ()) -> str:
+    """The name of the first check that refuses ``step`` on ``observation`` for ``task`` (``said``:
+    the past steps' thoughts, oldest first), '' when none does. The policy resamples a step one
+    refuses; the teachers' own steps pass them all (tests/test_miniwob.py)."""
+    checks = (("off_screen", lambda: off_screen(step, observation, task)),
+              ("said_away", lambda: said_away(step, observation)),
+              ("not_asked", lambda: not_asked(step, task)),
+              ("against_state", lambda: against_state(step, observation, task)),
+              ("false_claim", lambda: false_claim(step)),
+              ("false_type", lambda: false_type(step, task)),
+              ("types_blind", lambda: types_blind(step, observation)),
+              ("lost_count", lambda: lost_count(step, said)),
+              ("finished_early", lambda: finished_early(step, observation, task, said)),
+              ("form_unfinished", lambda: form_unfinished(step, observation, task)))
+    return next((name for name, refuses in checks if refuses()), "")
+
+
 def untick_unasked(step: Step, observation: Observation, task: str,
                    space: CoordinateSpace | None = None) -> tuple[Step, bool]:
     """``step`` aimed at a box on screen that is checked and not asked for (the nearest to its point),

@@ -15,10 +15,9 @@ from actions.schema import Step
 from perception.observation import Observation
 from perception.space import CoordinateSpace
 from policy.base import BasePolicy, HistoryEntry, is_stuck
-from policy.grounding import (STEER_TRIGGERS, against_state, box_choices, box_states, false_claim, false_type,
-                              finished_early, form_unfinished, ground_step, lost_count, menu_path, next_word,
-                              not_asked, off_screen, quote_choices, quoted, said_away, slide_to_value,
-                              typed_from_task, typed_from_thought, types_blind, untick_unasked)
+from policy.grounding import (STEER_TRIGGERS, box_choices, box_states, ground_step, menu_path, next_word,
+                              quote_choices, quoted, refusal, slide_to_value, typed_from_task, typed_from_thought,
+                              untick_unasked)
 from policy.moe.copyguard import CopyGuard
 from policy.moe.generate import Generation, PointGrammar, generate
 from policy.moe.model import MoEModel
@@ -273,10 +272,7 @@ class MoEPolicy(BasePolicy):
         said = [h.thought or h.response for h in history]
 
         def wrong(s: Step) -> bool:
-            return (off_screen(s, observation, task) or said_away(s, observation) or not_asked(s, task)
-                    or against_state(s, observation, task) or false_claim(s)
-                    or false_type(s, task) or types_blind(s, observation) or lost_count(s, said)
-                    or finished_early(s, observation, task, said) or form_unfinished(s, observation, task))
+            return bool(refusal(s, observation, task, said))
         # a greedy thought with a quote left open has lost its thread (``Click the tree" field to type
         # into it.``): resampled too, though a sample's own open quote is no reason to refuse it
         if self.verify and self.temperature <= 0 and not self.no_elements \
