@@ -895,11 +895,12 @@ def false_type(step: Step, task: str) -> bool:
 
 def types_blind(step: Step, observation: Observation) -> bool:
     """Whether a step types text while the screen lists elements, none of them on screen one that
-    takes text (a textbox, a combobox, a spin button): the keys would go nowhere (``Type "Cristin"
-    into the reply field`` on a file tree). Not judged without elements (a desktop screen)."""
+    takes text (a textbox, a combobox, a spin button) or one that has the focus (a canvas or a game
+    that reads keys): the keys would go nowhere (``Type "Cristin" into the reply field`` on a file
+    tree). Not judged without elements (a desktop screen)."""
     if not observation.elements or not any(a.kind == "type" and a.text for a in step.actions):
         return False
-    return not any(el.role in _EDITABLE and _on_screen(el, observation) for el in observation.elements)
+    return not any((el.role in _EDITABLE or el.focused) and _on_screen(el, observation) for el in observation.elements)
 
 
 def box_states(observation: Observation) -> dict[str, bool]:

@@ -546,6 +546,9 @@ def test_types_blind_flags_typing_where_nothing_takes_text():
     form = dataclasses.replace(tree, elements=[*tree.elements, el(3, "textbox", "", 10, 100, 100, 20)])
     assert not types_blind(wrong, form)
     assert not types_blind(wrong, dataclasses.replace(tree, elements=[]))  # a desktop screen: not judged
+    game = dataclasses.replace(tree, elements=[*tree.elements, dataclasses.replace(
+        el(3, "clickable", "board", 10, 100, 100, 100), focused=True)])
+    assert not types_blind(wrong, game)  # the focus is on an element that reads keys
 
 
 def test_a_click_said_to_mark_one_not_marked_yet_goes_to_an_unmarked_one_of_that_name():
