@@ -1052,8 +1052,17 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         else:
             candidates = named_elements(observation, names)
         row = _IN_ROW.search(step.thought)
-        if row and len(candidates) > 1:  # ``click "star" in the row of "Ann"``: one of many alike, Ann's
-            candidates = [el for el in candidates if _level_with(observation, el, _fold(row.group(2)))] or candidates
+        if row:  # ``click "star" in the row of "Ann"``: one of many alike, Ann's (also a button named with
+            # its row, "Details Attach lead", that a shorter name, "Details Deal", outscores)
+            level = [el for el in _carrying(observation, _fold(row.group(1)))
+                     if el.interactive and _level_with(observation, el, _fold(row.group(2)))]
+            if level:  # the best carrier of the names among those (not "Delete Flag badge" for "Flag")
+                def rank(el: Element) -> tuple:
+                    return _score(el, names) or (False, 0, False, -10 ** 6)
+                candidates = [el for el in level if rank(el) == max(map(rank, level))]
+            else:
+                candidates = [el for el in candidates if _level_with(observation, el, _fold(row.group(2)))] \
+                    or candidates
         by = _POST_BY.search(step.thought)
         if by and len(candidates) > 1:  # ``This post is by @felis … its "Reply" button``: a button of @felis's post
             candidates = [el for el in candidates

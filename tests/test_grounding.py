@@ -551,6 +551,19 @@ def test_types_blind_flags_typing_where_nothing_takes_text():
     assert not types_blind(wrong, game)  # the focus is on an element that reads keys
 
 
+def test_a_row_button_named_with_its_row_is_aimed_at_by_the_row_not_the_shortest_name():
+    table = Observation(screenshot=None, width=1000, height=600, elements=[
+        el(0, "text", "Deal", 210, 180, 200, 40, interactive=False), el(1, "text", "Boris", 440, 180, 200, 40,
+                                                                        interactive=False),
+        el(2, "button", "Details Deal", 925, 185, 66, 30),
+        el(3, "text", "Attach lead", 210, 316, 200, 40, interactive=False),
+        el(4, "text", "Nina Kim", 440, 316, 200, 40, interactive=False),
+        el(5, "button", "Details Attach lead", 925, 322, 66, 30)])
+    press = click(840, 420, 'Click "Details" in the row of "Nina Kim" because that row matches.')
+    moved, changed = ground_step(press, table)
+    assert changed and moved.actions[0].point == Point(x=958, y=337)  # Nina Kim's row's button
+
+
 def test_a_click_said_to_mark_one_not_marked_yet_goes_to_an_unmarked_one_of_that_name():
     shades = Observation(screenshot=None, width=160, height=210, elements=[
         el(0, "swatch", "blue", 10, 60, 30, 30, checked=True), el(1, "swatch", "blue", 50, 60, 30, 30, checked=False),
