@@ -230,9 +230,9 @@ def _level_with(observation: Observation, el: Element, row: str) -> bool:
                for r in _carrying(observation, row))
 
 
-def _in_row(observation: Observation, control: str, row: str) -> bool:
-    """Whether a control carrying ``control`` is on screen level with an element carrying ``row``."""
-    return any(el.interactive and _level_with(observation, el, row) for el in _carrying(observation, control))
+def _row_controls(observation: Observation, control: str, row: str) -> list[Element]:
+    """The controls on screen carrying ``control`` (folded) level with an element carrying ``row``."""
+    return [el for el in _carrying(observation, control) if el.interactive and _level_with(observation, el, row)]
 
 
 def off_screen(step: Step, observation: Observation, task: str) -> bool:
@@ -259,7 +259,7 @@ def off_screen(step: Step, observation: Observation, task: str) -> bool:
         here = observation.element_at(action.point.x, action.point.y)
         if here is not None and here.interactive and not here.text.strip():
             return False
-        if row and not _in_row(observation, _fold(row.group(1)), _fold(row.group(2))):
+        if row and not _row_controls(observation, _fold(row.group(1)), _fold(row.group(2))):
             return True  # the control is not on screen in that row (further right, further down)
         return bool(names) and not named_elements(observation, names) and not _in_label(observation, names)
     return False
@@ -307,8 +307,8 @@ def said_away(step: Step, observation: Observation) -> bool:
     for m in _AWAY.finditer(thought):
         row = _ROW_OF.search(thought[:m.start(1) - 1])
         if row:
-            if any(el.interactive and not _cut(el, observation) and _level_with(observation, el, _fold(m.group(1)))
-                   for el in _carrying(observation, _fold(row.group(1)))):
+            if any(not _cut(el, observation)
+                   for el in _row_controls(observation, _fold(row.group(1)), _fold(m.group(1)))):
                 return True
             continue
         carriers = [el for el in _carrying(observation, _fold(m.group(1))) if el.role not in NAMED_ROLES]
@@ -1054,8 +1054,7 @@ def ground_step(step: Step, observation: Observation, space: CoordinateSpace | N
         row = _IN_ROW.search(step.thought)
         if row:  # ``click "star" in the row of "Ann"``: one of many alike, Ann's (also a button named with
             # its row, "Details Attach lead", that a shorter name, "Details Deal", outscores)
-            level = [el for el in _carrying(observation, _fold(row.group(1)))
-                     if el.interactive and _level_with(observation, el, _fold(row.group(2)))]
+            level = _row_controls(observation, _fold(row.group(1)), _fold(row.group(2)))
             if level:  # the best carrier of the names among those (not "Delete Flag badge" for "Flag")
                 def rank(el: Element) -> tuple:
                     return _score(el, names) or (False, 0, False, -10 ** 6)

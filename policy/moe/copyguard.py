@@ -67,16 +67,15 @@ class CopyGuard:
         def opens(token: int) -> bool:  # a name's first letters start a word of the task or of a label
             if token == self.quote:
                 return False  # an empty name
-            piece = self.pieces[token].lstrip() if token < len(self.pieces) else ""
+            piece = self.piece(token).lstrip()
             return not piece[:1].isalpha() or bool(_rests(piece, texts))
 
         def steer(row: int, ids: Sequence[int]):
             if self.action in ids or ids.count(self.quote) % 2 == 0:
                 return None
             last = len(ids) - 1 - ids[::-1].index(self.quote)
-            inside = ids[last + 1:]
-            so_far = self.decode(inside).casefold()
-            if self.decode(ids[max(0, last - 2):last]).casefold().rstrip().endswith("type"):
+            so_far = self.decode(ids[last + 1:]).casefold()
+            if self.typing(ids, last):
                 return self._typed(so_far, told)
             if not so_far.strip():  # the quote's first letters (after its ``<|sp|>``): ``"Kicol"`` for Nicol
                 return _Refused(opens), _Allowed(self, opens, letters)
@@ -90,7 +89,7 @@ class CopyGuard:
             def copy_or_label(token: int) -> bool:  # ``"Dir`` may go on to the field "Director"
                 if self.keeps(token, rests):
                     return True
-                piece = self.pieces[token] if token < len(self.pieces) else ""
+                piece = self.piece(token)
                 return bool(piece) and bool(_rests(so_far + piece, shown))
             return _Refused(copy_or_label), _Allowed(self, lambda t: self.keeps(t, rests), [r[0] for r in rests])
         return steer
@@ -100,7 +99,7 @@ class CopyGuard:
         on as a label on the page (``"Kor`` of ``starts with "Kor"`` on to the suggestion "Korea,
         South"): letters glued to it (``"homemouflage"``) are refused."""
         def ends(token: int) -> bool:
-            piece = self.pieces[token] if token < len(self.pieces) else ""
+            piece = self.piece(token)
             return not piece[:1].isalnum() or bool(_rests(so_far + piece, shown))
         return _Refused(ends), _Allowed(self, ends, [r[0] for r in _rests(so_far, shown) if r] + [" ", ",", "."])
 
@@ -114,6 +113,7 @@ class CopyGuard:
         rests = _rests(so_far, [told])
         if not rests or not all(r[:1].isalnum() for r in rests):
             return None
+
         def goes_on(token: int) -> bool:
             return token != self.quote and self.keeps(token, rests)
         return _Refused(lambda t: t != self.quote), _Allowed(self, goes_on, [r[0] for r in rests])
@@ -139,7 +139,7 @@ class CopyGuard:
             return "" in rests
         if token == self.sp:
             return opening and any(r[:1].isalpha() for r in rests)
-        piece = self.pieces[token] if token < len(self.pieces) else ""
+        piece = self.piece(token)
         if after_sp:
             if not piece.startswith(" "):
                 return False
@@ -154,8 +154,16 @@ class CopyGuard:
         """Whether ``token`` keeps the quote a copy (or closes it, or is a digit)."""
         if token == self.quote or token in self.numbers:
             return True
-        piece = self.pieces[token] if token < len(self.pieces) else ""
+        piece = self.piece(token)
         return bool(piece) and any(r.startswith(piece) for r in rests)
+
+    def piece(self, token: int) -> str:
+        """The text of ``token``, case folded ('' for an id past the vocabulary)."""
+        return self.pieces[token] if token < len(self.pieces) else ""
+
+    def typing(self, ids: Sequence[int], quote: int) -> bool:
+        """Whether the quote opened at ``ids[quote]`` is a text to type (``type "``)."""
+        return self.decode(ids[max(0, quote - 2):quote]).casefold().rstrip().endswith("type")
 
 
 def _rests(so_far: str, texts: list[str]) -> list[str]:

@@ -153,7 +153,23 @@ class MoEPolicy(BasePolicy):
         choices = box_choices(observation, task)
         choosing = guard is not None and any(choices.values())  # no box on screen: no name to choose
         path = menu_path(task) if guard is not None else []
-        affixed: dict[int, list[str]] = {}  # per row: the names its open quote is chosen among
+        named: dict[tuple[int, int], list[list[str]]] = {}  # (row, open quote's index) -> name lists, in turn
+
+        def names_for(ids: list[int], q: int) -> list[list[str]]:
+            """The lists of names the quote opened at ``ids[q]`` is chosen among, tried in turn: the
+            boxes a verb-first thought changes (``Check "``), the labels that pass the thought's test
+            (``… ends with "had" is "``), else a menu path's items (``on the way to "``: its last)."""
+            head = decode(ids[:q + 1])
+            lists = []
+            verb = _VERB_FIRST.match(head) if choosing and ids.index(guard.quote) == q else None
+            if verb:
+                lists.append(choices["uncheck" if verb.group(1) else "check"])
+            passing = quote_choices(head, observation)
+            if passing:
+                lists.append(passing)
+            elif path and not guard.typing(ids, q):
+                lists.append(path[-1:] if head[:-1].rstrip().endswith("on the way to") else path)
+            return lists
 
         def steer(row: int, ids: list[int]):
             rule = next_word(decode(ids), states, asked) if ids and ids[-1] in self._triggers else None
@@ -161,25 +177,14 @@ class MoEPolicy(BasePolicy):
                 these, those = [word_id(w) for w in rule[0]], [word_id(w) for w in rule[1]]
                 if None not in these and None not in those and those:
                     return set(these), those
-            if choosing and ids.count(guard.quote) == 1 and guard.action not in ids:
-                q = ids.index(guard.quote)  # ``Check "`` opens the thought: the name is a box that step changes
-                verb = _VERB_FIRST.match(decode(ids[:q + 1]))
-                if verb:
-                    chosen = guard.choose(ids[q + 1:], choices["uncheck" if verb.group(1) else "check"])
-                    if chosen is not None:
-                        return chosen
             if guard is not None and ids.count(guard.quote) % 2 and guard.action not in ids:
                 q = len(ids) - 1 - ids[::-1].index(guard.quote)
-                if q == len(ids) - 1:  # a quote just opened where the thought says what it names
-                    affixed[row] = quote_choices(decode(ids), observation)  # (``… ends with "had" is "``)
-                names = affixed.get(row)
-                if not names and path:  # a task giving a menu path: its thought names the path's items
-                    before = decode(ids[max(0, q - 6):q]).rstrip()  # (``on the way to`` its last)
-                    names = [] if before.endswith("type") else path[-1:] if before.endswith("on the way to") \
-                        else path
-                chosen = guard.choose(ids[q + 1:], names) if names else None
-                if chosen is not None:
-                    return chosen
+                if (row, q) not in named:  # worked out once a quote, not at each of its tokens
+                    named[row, q] = names_for(ids, q)
+                for names in named[row, q]:
+                    chosen = guard.choose(ids[q + 1:], names)
+                    if chosen is not None:
+                        return chosen
             return copied(row, ids) if copied is not None else None
         return steer
 
