@@ -54,6 +54,11 @@ def distill(
                                            help="resumed runs: switch the checkpoint's tokenizer to the current "
                                                 "number and quote rules (policy/moe/tokenizer.py)"),
     save_every: int = typer.Option(500, "--save-every"),
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.01,
+                                            help="time budget: the learning rate decays over it and training stops "
+                                                 "when it is spent (or at --steps, whichever comes first)"),
+    bucket: bool = typer.Option(True, "--bucket/--no-bucket",
+                                help="batch examples of like length together (less padding; new runs only)"),
     threads: int = typer.Option(2, help="torch CPU threads"),
     include_failed: bool = typer.Option(False, "--include-failed", help="also train on failed episodes"),
     relabel: float = typer.Option(0.0, "--relabel", min=0.0, max=1.0,
@@ -80,7 +85,7 @@ def distill(
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
                             progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer,
-                            init=init_dir,
+                            init=init_dir, bucket=bucket, minutes=minutes,
                             prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)

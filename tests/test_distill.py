@@ -11,7 +11,7 @@ from actions.errors import ConfigError
 from perception.observation import Box, Element
 from policy.moe import MoEConfig, MoEPolicy, load_dir
 from policy.train.data import DemoStep, DemoWriter, load_demos
-from policy.train.distill import DemoDataset, exact_match, train_distill
+from policy.train.distill import DemoDataset, epoch_batches, exact_match, lr_at, train_distill
 
 WORDS = ["OK", "Cancel", "Submit", "Next", "Back", "Login", "Save", "Delete", "Yes", "No", "Apply", "Reset"]
 
@@ -122,6 +122,48 @@ def test_tiny_moe_overfits_demos_and_resumes(tmp_path):
     assert json.loads((ft / "train_state" / "state.json").read_text())["step"] == 1
     with pytest.raises(ConfigError, match="no policy in"):
         train_distill(data, tmp_path / "ft2", steps=1, progress=False, init=tmp_path / "nope")
+
+
+def test_length_buckets_use_each_example_once_and_pad_less():
+    rng = random.Random(3)
+    lengths = [rng.choice([rng.randint(40, 120), rng.randint(200, 480)]) for _ in range(5000)]
+    for bucket in (False, True):
+        one = epoch_batches(lengths, 16, seed=1, epoch=0, bucket=bucket)
+        assert one == epoch_batches(lengths, 16, seed=1, epoch=0, bucket=bucket)  # resuming repeats it
+        assert one != epoch_batches(lengths, 16, seed=1, epoch=1, bucket=bucket)
+        flat = [i for b in one for i in b]
+        assert len(flat) == len(set(flat)) == 5000 // 16 * 16 and all(len(b) == 16 for b in one)
+
+    def padded(batches):  # tokens a step computes: every row as long as its batch's longest
+        return sum(16 * max(lengths[i] for i in b) for b in batches)
+
+    plain = padded(epoch_batches(lengths, 16, 1, 0, bucket=False))
+    bucketed = padded(epoch_batches(lengths, 16, 1, 0, bucket=True))
+    assert bucketed < 0.75 * plain
+    # the buckets are shuffled: long and short batches alternate, not one run of each
+    firsts = [max(lengths[i] for i in b) > 160 for b in epoch_batches(lengths, 16, 1, 0, bucket=True)]
+    assert sum(a != b for a, b in zip(firsts, firsts[1:])) > len(firsts) // 4
+
+
+def test_a_time_budget_ends_training_and_sets_the_schedule(tmp_path):
+    assert lr_at(50, 1000, 1.0, 10, 0.1) > 0.9  # 4% of the steps: hardly decayed
+    assert lr_at(50, 1000, 1.0, 10, 0.1, done=1.0) == pytest.approx(0.1)  # the budget spent: fully decayed
+    assert lr_at(5, 1000, 1.0, 10, 0.1, done=1.0) == pytest.approx(0.6)  # warm-up goes by steps
+    data, out = tmp_path / "data", tmp_path / "model"
+    make_demos(data, n_episodes=3)
+    res = train_distill(data, out, MoEConfig.tiny(), steps=100_000, batch_size=2, vocab_size=1200,
+                        progress=False, num_threads=1, minutes=0.02, save_every=0)
+    assert 0 < res.steps < 100_000
+    state = json.loads((out / "train_state" / "state.json").read_text())
+    assert state["step"] == res.steps and state["minutes"] == 0.02 and state["seconds"] >= 1.2
+    assert state["bucket"] is True
+    # a resumed run counts the time spent: the budget is gone, nothing more is trained
+    again = train_distill(data, out, steps=100_000, resume=True, progress=False, num_threads=1)
+    assert again.steps == res.steps
+    more = train_distill(data, out, steps=100_000, resume=True, progress=False, num_threads=1, minutes=0.04)
+    assert more.steps > res.steps
+    with pytest.raises(ConfigError, match="time budget"):
+        train_distill(data, tmp_path / "m2", MoEConfig.tiny(), steps=1, vocab_size=1200, progress=False, minutes=-1)
 
 
 def test_cli_train_distill(tmp_path):

@@ -66,6 +66,7 @@ class DemoDataset:
         self.items: list[tuple[Path, DemoStep, list[int]]] = []
         self.skipped = 0
         self._enc: dict[int, EncodedPrompt] = {}
+        self.lengths: list[int] = []
         for d, s in items:
             self.items.append((d, s, encode_target(tok, s.target)))
 
@@ -108,15 +109,39 @@ class DemoDataset:
         return q, t
 
     def drop_too_long(self) -> None:
-        keep = []
+        keep, lengths = [], []
         room = self.cfg.max_seq_len - self.cfg.n_patches
         for i in range(len(self.items)):
-            if len(self.prompt(i)) + len(self.target(i)) <= room:
+            n = len(self.prompt(i)) + len(self.target(i))
+            if n <= room:
                 keep.append(i)
+                lengths.append(n)
         self.skipped = len(self.items) - len(keep)
         enc = {n: self._enc[i] for n, i in enumerate(keep) if i in self._enc}
         self.items = [self.items[i] for i in keep]
         self._enc = enc
+        self.lengths = lengths  # text tokens of each example (prompt + target), for length bucketing
+
+
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, bucket: bool) -> list[list[int]]:
+    """One epoch's batches: a deterministic shuffle per epoch (resuming needs no sampler state).
+
+    With ``bucket`` the shuffled examples are cut into pools of 64 batches, each pool sorted by length
+    and cut into batches, and the batches shuffled: a batch is padded to its longest example, so
+    examples of like length waste less of it (random batches of the demonstrations are about half
+    padding). Every example is used once per epoch either way (the last partial batch is left out).
+    """
+    rng = random.Random(seed * 100003 + epoch)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    idx = idx[:len(idx) // batch_size * batch_size]
+    if bucket:
+        pool = 64 * batch_size
+        idx = [i for s in range(0, len(idx), pool) for i in sorted(idx[s:s + pool], key=lengths.__getitem__)]
+    batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
+    if bucket:
+        rng.shuffle(batches)
+    return batches
 
 
 def tokenizer_texts(items: Sequence[tuple[Path, DemoStep]]):
@@ -132,11 +157,14 @@ def tokenizer_texts(items: Sequence[tuple[Path, DemoStep]]):
                 yield str(e["value"])
 
 
-def lr_at(step: int, total: int, lr: float, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_ratio * lr``."""
+def lr_at(step: int, total: int, lr: float, warmup: int, min_ratio: float, done: float | None = None) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_ratio * lr`` by step
+    ``total``, or by the share ``done`` of a time budget when one is given (whichever is further)."""
     if warmup > 0 and step < warmup:
         return lr * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
+    if done is not None:
+        t = max(t, done)
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
@@ -213,7 +241,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                   tokenizer: GalagoTokenizer | None = None, num_threads: int | None = 2,
                   cache: bool = True, progress: bool = True, relabel_p: float = 0.0,
                   prompt_limits: dict[str, int] | None = None, upgrade_tokenizer: bool = False,
-                  init: str | Path | None = None) -> TrainResult:
+                  init: str | Path | None = None, bucket: bool = True,
+                  minutes: float | None = None) -> TrainResult:
     """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
 
     ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
@@ -225,6 +254,10 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     rules to the current ones (policy/moe/tokenizer.py; new runs always get the current ones).
     ``init`` starts a new run from a saved policy directory (its weights, config and tokenizer; a
     fresh optimiser and schedule): fine-tuning, e.g. the built-in checkpoint on new demonstrations.
+    ``bucket`` batches examples of like length together (``epoch_batches``; a resumed run keeps the
+    choice it started with). ``minutes`` is a time budget: the cosine decay follows the share of it
+    spent (or of ``steps``, whichever is further) and training stops when it is spent, at a
+    checkpoint; a resumed run counts the time already spent.
     Returns a TrainResult; the trained policy is in ``out_dir``.
     """
     if num_threads:
@@ -268,26 +301,41 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     if resuming:
         state = load_checkpoint(out, model, opt)
         start = int(state["step"])
+        bucket = bool(state.get("bucket", False))  # checkpoints from before bucketing trained without it
+        if minutes is None and state.get("minutes") is not None:
+            minutes = float(state["minutes"])
+    if minutes is not None and minutes <= 0:
+        raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
     else:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
     model.train()
     metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
 
-    def order(epoch: int) -> list[int]:  # a deterministic shuffle per epoch: resuming needs no sampler state
-        idx = list(range(len(data)))
-        random.Random(seed * 100003 + epoch).shuffle(idx)
-        return idx
-
     bs = min(batch_size, len(data))
     per_epoch = max(1, len(data) // bs)
+    epochs: dict[int, list[list[int]]] = {}
+
+    def batch_at(step: int) -> tuple[int, list[int]]:
+        epoch, k = divmod(step, per_epoch)
+        if epoch not in epochs:
+            epochs.clear()
+            epochs[epoch] = epoch_batches(data.lengths, bs, seed, epoch, bucket)
+        return epoch, epochs[epoch][k]
+
     loss_ema, last_loss, t0, seen = None, float("nan"), time.perf_counter(), 0
+    spent0 = float(state.get("seconds", 0.0))  # training time of the earlier runs of a resumed one
+    budget = None if minutes is None else minutes * 60.0
     hparams = dict(lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, min_lr_ratio=min_lr_ratio,
                    batch_size=bs, seed=seed, total_steps=steps, data=[str(d) for d in dirs], n_examples=len(data),
-                   relabel_p=relabel_p, init=None if init is None else str(init))
+                   relabel_p=relabel_p, init=None if init is None else str(init), bucket=bucket, minutes=minutes)
+
+    def spent() -> float:
+        return spent0 + time.perf_counter() - t0
 
     def save(step: int):
-        save_checkpoint(out, model, tok, opt, {"step": step, "loss_ema": loss_ema, **hparams})
+        save_checkpoint(out, model, tok, opt, {"step": step, "loss_ema": loss_ema, "seconds": round(spent(), 1),
+                                               **hparams})
 
     def log(rec: dict):
         metrics.write(json.dumps(rec) + "\n")
@@ -305,14 +353,17 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
             log({"step": step, "eval": res})
 
     bar = _Progress(progress, start, steps)
+    end = start
     try:
         for step in range(start, steps):
-            epoch, k = divmod(step, per_epoch)
-            idx = order(epoch)[k * bs:(k + 1) * bs]
+            if budget is not None and spent() >= budget:
+                break
+            epoch, idx = batch_at(step)
             examples = [data.example(i, relabel_p, salt=seed * 7919 + epoch) for i in idx]
             batch, labels = collate([p for p, _ in examples], [t for _, t in examples])
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, steps, lr, warmup, min_lr_ratio)
+                g["lr"] = lr_at(step, steps, lr, warmup, min_lr_ratio,
+                                None if budget is None else min(1.0, spent() / budget))
             logits, lab, aux = model(batch, labels)
             ce = F.cross_entropy(logits.float(), lab)
             loss = ce + aux
@@ -325,7 +376,7 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
             last_loss = float(ce.detach())
             loss_ema = last_loss if loss_ema is None else 0.95 * loss_ema + 0.05 * last_loss
             seen += len(idx)
-            done = step + 1
+            done = end = step + 1
             if done % log_every == 0 or done == steps:
                 stats = model.routing_stats()
                 mm = max((s.max_over_mean for s in stats), default=1.0)
@@ -335,12 +386,12 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                 log({"step": done, "loss": last_loss, "loss_ema": loss_ema, "aux": float(aux.detach()),
                      "lr": opt.param_groups[0]["lr"], "max_over_mean": mm, "dead_experts": dead,
                      "samples_per_s": sps})
-                bar.update(done, f"loss {loss_ema:.3f}  load max/mean {mm:.2f}  dead {dead}  {sps:.1f} samples/s")
+                left = "" if budget is None else f"  {max(0.0, budget - spent()) / 60:.0f} min left"
+                bar.update(done, f"loss {loss_ema:.3f}  load max/mean {mm:.2f}  dead {dead}  {sps:.1f} samples/s{left}")
             if save_every and done % save_every == 0 and done < steps:
                 save(done)
             if eval_every and done % eval_every == 0 and done < steps:
                 run_eval(done)
-        end = max(start, steps)
         save(end)
         run_eval(end)
     finally:
@@ -348,7 +399,7 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
         metrics.close()
     model.eval()
     sps = seen / max(1e-9, time.perf_counter() - t0)
-    return TrainResult(out, max(start, steps), last_loss, sps, data.skipped, len(data))
+    return TrainResult(out, end, last_loss, sps, data.skipped, len(data))
 
 
 class _Progress:
