@@ -164,6 +164,7 @@ def test_a_time_budget_ends_training_and_sets_the_schedule(tmp_path):
     assert more.steps > res.steps
     with pytest.raises(ConfigError, match="time budget"):
         train_distill(data, tmp_path / "m2", MoEConfig.tiny(), steps=1, vocab_size=1200, progress=False, minutes=-1)
+    assert not (tmp_path / "m2").exists()
 
 
 def test_cli_train_distill(tmp_path):

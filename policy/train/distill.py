@@ -265,6 +265,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     dirs = [Path(data_dirs)] if isinstance(data_dirs, (str, Path)) else [Path(d) for d in data_dirs]
     if not dirs:
         raise ConfigError("no data directories given")
+    if minutes is not None and minutes <= 0:
+        raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
     out = Path(out_dir)
     items = [(d, s) for d in dirs for s in load_demos(d, only_success=only_success)]
     if not items:
@@ -304,8 +306,6 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
         bucket = bool(state.get("bucket", False))  # checkpoints from before bucketing trained without it
         if minutes is None and state.get("minutes") is not None:
             minutes = float(state["minutes"])
-    if minutes is not None and minutes <= 0:
-        raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
     else:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
