@@ -437,6 +437,20 @@ def test_elements_cap_and_render(make_driver, server):
     assert lines[-1] == "... 195 more elements not shown"
 
 
+def test_a_link_wrapping_across_lines_is_listed_where_a_click_hits_it(driver, server):
+    driver.goto(server.url("elements.html"))
+    driver.page.set_content(
+        '<p style="width:240px;font:16px sans-serif;line-height:2;margin:8px">Words that fill the first line '
+        '<a href="#w" id="w">Cheap media</a> and more words after the link on its second line.</p>')
+    pieces = driver.page.evaluate("Array.from(document.getElementById('w').getClientRects(), r => [r.left, r.top])")
+    assert len(pieces) == 2 and pieces[0][1] < pieces[1][1]  # the link does wrap: "Cheap" | "media"
+    link = next(e for e in driver.capture().elements if e["text"] == "Cheap media")
+    assert link["role"] == "link"
+    x, y, w, h = link["box"]
+    assert h < 40  # one line's piece, not the box around both lines
+    assert driver.page.evaluate(f"document.elementFromPoint({x + w / 2}, {y + h / 2}).id") == "w"
+
+
 def test_focused_and_clipped_text(driver, server):
     driver.goto(server.url("elements.html"))
     driver.page.evaluate("document.getElementById('name').value = 'x'.repeat(200); document.getElementById('name').focus()")

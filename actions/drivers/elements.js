@@ -336,11 +336,17 @@
   // ``as``: what a wrapper says its one control is ({role, checked}), for a control that only presents.
   const emit = (el, kind, ox, oy, frameClip, frameEl, textOverride, as) => {
     if (!el.checkVisibility({opacityProperty: true, visibilityProperty: true})) return;
-    const r = el.getBoundingClientRect();
-    const box = visibleBox(r, ox, oy, frameClip);
-    if (!box) return;
     const interactive = kind !== "text";
-    if (!onTop(el, box, ox, oy, frameEl, interactive)) return;
+    // An inline element broken across lines (a link wrapping in running text) has one rect a line:
+    // their bounding box spans both lines and its centre lies on other words, so the element is
+    // placed at its largest piece on top instead (a click there hits it).
+    const rects = el.getClientRects();
+    const pieces = rects.length > 1
+      ? Array.from(rects, (q) => visibleBox(q, ox, oy, frameClip)).filter((q) => q)
+          .sort((a, b) => (b.x2 - b.x1) * (b.y2 - b.y1) - (a.x2 - a.x1) * (a.y2 - a.y1))
+      : [visibleBox(el.getBoundingClientRect(), ox, oy, frameClip)].filter((q) => q);
+    const box = pieces.find((q) => onTop(el, q, ox, oy, frameEl, interactive));
+    if (!box) return;
     let rl = as ? as.role : interactive ? role(el) : (HEADINGS.has(el.tagName) ? "heading" : (el.tagName === "IMG" ? "image" : "text"));
     if (kind === "icon" || kind === "swatch" || kind === "shape") { rl = kind; as = as || {role: rl, checked: kind === "shape" ? null : iconState(el)}; }
     const text = clip(textOverride !== undefined ? textOverride : textOf(el, rl));
