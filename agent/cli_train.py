@@ -3,8 +3,9 @@
     galago train distill --data runs/demos --out runs/distill --steps 3000 --batch-size 16
     galago train distill --data runs/demos --out runs/distill --steps 4000 --resume
     galago train distill --data runs/demos --out runs/distill --eval-suite miniwob:click-button --eval-every 500
+    galago train recipe two-hours --out ckpt/mine        # collect and train in one command (policy/train/recipe.py)
 
-``register(app)`` adds the ``train`` group (or reuses it) with ``distill``; it also registers
+``register(app)`` adds the ``train`` group (or reuses it) with ``distill`` and ``recipe``; it also registers
 ``train grpo`` from agent/cli_train_grpo.py when that module is importable.
 """
 from __future__ import annotations
@@ -102,12 +103,44 @@ def distill(
                    f"(loss {res.final_loss:.4f}, {res.samples_per_s:.1f} samples/s) -> {res.out_dir}")
 
 
+def recipe(
+    recipe_ref: str = typer.Argument(..., metavar="RECIPE", help="a recipe file, or a built-in one's name (two-hours)"),
+    out: Path = typer.Option(..., "--out", help="output policy directory (a rerun resumes it)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where the collections go (default: data/NAME)"),
+    workers: int = typer.Option(2, "--workers", "-w", min=0, help="collection worker processes"),
+    scale: float = typer.Option(1.0, "--scale", min=0.0001, help="multiply every collection's episodes (a quick try: 0.05)"),
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.01, help="override the recipe's training time budget"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+) -> None:
+    """Collect a recipe's demonstrations and train a policy on them from scratch, in one command."""
+    from policy.train.recipe import load_recipe, recipe_path, run_recipe
+
+    try:
+        r = load_recipe(recipe_ref)
+        data = data_dir or Path("data") / recipe_path(recipe_ref).stem
+        summary = run_recipe(r, out, data, workers=workers, scale=scale, minutes=minutes, progress=not json_out,
+                             say=(lambda s: None) if json_out else typer.echo)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+    except GalagoError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    if json_out:
+        print(json.dumps(summary))
+    else:
+        typer.echo(f"collected in {summary['collect_seconds'] / 60:.1f} min, trained {summary['steps']} steps in "
+                   f"{summary['train_seconds'] / 60:.1f} min (loss {summary['final_loss']:.4f}) -> {summary['out_dir']}\n"
+                   f"evaluate it: galago eval widgets --policy moe:{summary['out_dir']} --episodes 10 --workers 2")
+
+
 def register(app: typer.Typer) -> None:
     group = _train_group(app)
     if group is None:
         group = typer.Typer(no_args_is_help=True, help="Train the built-in policy (distill, grpo).")
         app.add_typer(group, name="train")
     group.command("distill")(distill)
+    group.command("recipe")(recipe)
     try:  # agent/cli.py lists only this module; bring `train grpo` along when it exists
         from agent import cli_train_grpo
     except ImportError:
