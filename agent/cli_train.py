@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -25,6 +25,12 @@ def _train_group(app: typer.Typer) -> typer.Typer | None:
         if name == "train":
             return info.typer_instance
     return None
+
+
+def _exit(e: GalagoError) -> NoReturn:
+    """Print the error; exit 2 for bad arguments or files, 1 for anything else."""
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2 if isinstance(e, ConfigError) else 1)
 
 
 def _eval_fn(suite: str, episodes: int, max_steps: int | None):
@@ -88,12 +94,8 @@ def distill(
                             progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer,
                             init=init_dir, bucket=bucket, minutes=minutes,
                             prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
-    except ConfigError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
     except GalagoError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1)
+        _exit(e)
     summary = {"out_dir": str(res.out_dir), "steps": res.steps, "final_loss": res.final_loss,
                "samples_per_s": res.samples_per_s, "examples": res.n_examples, "skipped": res.skipped}
     if json_out:
@@ -120,12 +122,8 @@ def recipe(
         data = data_dir or Path("data") / recipe_path(recipe_ref).stem
         summary = run_recipe(r, out, data, workers=workers, scale=scale, minutes=minutes, progress=not json_out,
                              say=(lambda s: None) if json_out else typer.echo)
-    except ConfigError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
     except GalagoError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1)
+        _exit(e)
     if json_out:
         print(json.dumps(summary))
     else:

@@ -73,6 +73,9 @@ def test_an_unknown_task_or_preset_stops_the_recipe_before_anything_runs(tmp_pat
     assert not (tmp_path / "d").exists() and not (tmp_path / "m").exists()
     with pytest.raises(ConfigError, match="two-hours"):
         load_recipe("no-such-recipe")
+    from agent.cli import app
+    r = CliRunner().invoke(app, ["train", "recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 2 and "huge" in r.output
 
 
 def test_the_built_in_recipe_names_real_tasks():
