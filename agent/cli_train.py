@@ -118,9 +118,9 @@ def recipe(
     from policy.train.recipe import load_recipe, recipe_path, run_recipe
 
     try:
-        r = load_recipe(recipe_ref)
-        data = data_dir or Path("data") / recipe_path(recipe_ref).stem
-        summary = run_recipe(r, out, data, workers=workers, scale=scale, minutes=minutes, progress=not json_out,
+        path = recipe_path(recipe_ref)
+        data = data_dir or Path("data") / path.stem
+        summary = run_recipe(load_recipe(path), out, data, workers=workers, scale=scale, minutes=minutes, progress=not json_out,
                              say=(lambda s: None) if json_out else typer.echo)
     except GalagoError as e:
         _exit(e)
