@@ -107,7 +107,8 @@ def _format_loc(loc: tuple) -> str:
     return ".".join(str(p) for p in parts) or "(top level)"
 
 
-def _config_error(path: Path, e: ValidationError) -> ConfigError:
+def config_error(path: Path, e: ValidationError) -> ConfigError:
+    """A pydantic error on a YAML file as one ConfigError, a line per problem: `FILE: field.path: message`."""
     lines = [f"{path}: {_format_loc(err['loc'])}: {err['msg'][0].lower() + err['msg'][1:]}"
              for err in e.errors()]
     return ConfigError("\n".join(lines))
@@ -131,7 +132,7 @@ def load_task_file(path: str | Path) -> "FileTask":
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as e:
-        raise _config_error(path, e) from None
+        raise config_error(path, e) from None
     if spec.start.page is not None:
         page_file = path.parent / spec.start.page.split("?")[0].split("#")[0]
         if not page_file.is_file():

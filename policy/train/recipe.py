@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from actions.errors import ConfigError
+from tasks.spec import config_error
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 
@@ -99,8 +100,7 @@ def load_recipe(ref: str | Path) -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{path}: {problems}") from e
+        raise config_error(path, e) from e
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path, data_dir: str | Path, *, workers: int = 2,
