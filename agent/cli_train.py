@@ -70,6 +70,9 @@ def distill(
     include_failed: bool = typer.Option(False, "--include-failed", help="also train on failed episodes"),
     relabel: float = typer.Option(0.0, "--relabel", min=0.0, max=1.0,
                                   help="share of examples whose quoted labels become fresh pseudo-words"),
+    focus: Optional[float] = typer.Option(None, "--focus", min=0.0, max=1.0,
+                                          help="after the first epoch, keep an example the model already "
+                                               "reproduces with this probability (the rest always)"),
     max_elements: Optional[int] = typer.Option(None, "--max-elements", min=1,
                                                help="elements per prompt (new or resumed runs; default: the config's)"),
     max_instruction_tokens: Optional[int] = typer.Option(None, "--max-instruction-tokens", min=1,
@@ -92,7 +95,7 @@ def distill(
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,
                             progress=not json_out, relabel_p=relabel, upgrade_tokenizer=upgrade_tokenizer,
-                            init=init_dir, bucket=bucket, minutes=minutes,
+                            init=init_dir, bucket=bucket, minutes=minutes, focus=focus,
                             prompt_limits={"max_elements": max_elements, "max_instruction_tokens": max_instruction_tokens})
     except GalagoError as e:
         _exit(e)

@@ -11,7 +11,7 @@ from actions.errors import ConfigError
 from perception.observation import Box, Element
 from policy.moe import MoEConfig, MoEPolicy, load_dir
 from policy.train.data import DemoStep, DemoWriter, load_demos
-from policy.train.distill import DemoDataset, epoch_batches, exact_match, lr_at, train_distill
+from policy.train.distill import DemoDataset, epoch_batches, exact_match, focus_subset, lr_at, train_distill
 
 WORDS = ["OK", "Cancel", "Submit", "Next", "Back", "Login", "Save", "Delete", "Yes", "No", "Apply", "Reset"]
 
@@ -143,6 +143,38 @@ def test_length_buckets_use_each_example_once_and_pad_less():
     # the buckets are shuffled: long and short batches alternate, not one run of each
     firsts = [max(lengths[i] for i in b) > 160 for b in epoch_batches(lengths, 16, 1, 0, bucket=True)]
     assert sum(a != b for a, b in zip(firsts, firsts[1:])) > len(firsts) // 4
+
+
+def test_focus_spends_later_epochs_on_what_is_not_learned(tmp_path):
+    learned = [i % 4 != 0 for i in range(4000)]  # a quarter not learned
+    sub = focus_subset(learned, 0.25, seed=0, epoch=1, batch_size=16)
+    assert sub == focus_subset(learned, 0.25, seed=0, epoch=1, batch_size=16)  # resuming repeats it
+    assert {i for i in range(4000) if not learned[i]} <= set(sub)
+    assert 0.2 * 3000 < sum(learned[i] for i in sub) < 0.3 * 3000
+    assert len(focus_subset([True] * 40, 0.01, seed=0, epoch=1, batch_size=16)) == 16  # never under a batch
+    data, out = tmp_path / "data", tmp_path / "model"
+    make_demos(data, n_episodes=6)
+    cfg = MoEConfig.tiny(seq_aux_alpha=1e-3, bias_update_speed=1e-2)
+    train_distill(data, out, cfg, steps=200, batch_size=2, lr=3e-3, warmup=10, save_every=100, vocab_size=1400,
+                  progress=False, num_threads=1, focus=0.2, log_every=1)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["learned"] == 0.0 and lines[-1]["learned"] == 1.0
+    policy = load_dir(out)
+    ds = DemoDataset([(data, s) for s in load_demos(data, only_success=True)], policy.tokenizer, policy.model.cfg)
+    assert exact_match(policy.model, policy.tokenizer, ds) == 1.0  # learned means greedy decoding reproduces it
+    # the first epoch has every example (5 batches); the later ones, fewer: more epochs in the same steps
+    steps_in = {}
+    for x in lines:
+        steps_in[x["epoch"]] = steps_in.get(x["epoch"], 0) + 1
+    assert steps_in[0] == 5 and max(steps_in) > 1.5 * 200 / 5
+    state = json.loads((out / "train_state" / "state.json").read_text())
+    assert state["focus"] == 0.2 and state["focus_epoch"] == lines[-1]["epoch"]
+    # a resumed run keeps the focus and what was learned, starting a new epoch
+    train_distill(data, out, steps=202, resume=True, progress=False, num_threads=1, log_every=1)
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[len(lines)])
+    assert first["step"] == 201 and first["epoch"] == state["focus_epoch"] + 1 and first["learned"] == 1.0
+    with pytest.raises(ConfigError, match="focus"):
+        train_distill(data, tmp_path / "m2", MoEConfig.tiny(), steps=1, vocab_size=1200, progress=False, focus=0)
 
 
 def test_a_time_budget_ends_training_and_sets_the_schedule(tmp_path):

@@ -19,7 +19,8 @@ description: a smoke test
 collections:
   - {name: buttons, suite: "widgets:click-button", episodes: 2, seed: 5}
   - {name: mw, suite: "miniwob:click-button", episodes: 1, seed: 3, repeat: 2}
-train: {preset: tiny, steps: 4, batch_size: 2, vocab_size: 1200, threads: 1, max_new_tokens: 40, relabel: 0.5}
+train: {preset: tiny, steps: 4, batch_size: 2, vocab_size: 1200, threads: 1, max_new_tokens: 40, relabel: 0.5,
+       focus: 0.5}
 """
 
 
@@ -39,6 +40,7 @@ def test_a_recipe_collects_trains_and_resumes(tmp_path):
     assert s["steps"] == 4 and not s["resumed"]
     assert isinstance(load_dir(tmp_path / "m"), MoEPolicy)
     assert json.loads((tmp_path / "m" / "config.json").read_text())["max_new_tokens"] == 40
+    assert json.loads((tmp_path / "m" / "train_state" / "state.json").read_text())["focus"] == 0.5
 
     r = CliRunner().invoke(app, args)  # again: nothing collected twice, training resumed (already done)
     assert r.exit_code == 0, r.output
@@ -52,6 +54,7 @@ def test_a_recipe_collects_trains_and_resumes(tmp_path):
     (TINY.replace("episodes: 2", "episodes: 0"), "collections.0.episodes"),
     (TINY.replace("name: mw", "name: buttons"), "given twice: buttons"),
     (TINY.replace("steps: 4", "steps: four"), "train.steps"),
+    (TINY.replace("focus: 0.5", "focus: 1.5"), "train.focus"),
     (TINY.replace("name: mw", "name: ../mw"), "collections.1.name"),
     ("collections: []\n", "collections"),
     ("- just a list\n", "recipe"),

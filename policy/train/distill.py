@@ -45,6 +45,7 @@ from policy.train.relabel import relabel
 
 EvalFn = Callable[[int, MoEPolicy], "dict | None"]
 STATE_DIR = "train_state"
+FOCUS_FILE = "focus.safetensors"  # train_state/: which examples count as learned (--focus)
 
 
 @dataclass
@@ -123,16 +124,18 @@ class DemoDataset:
         self.lengths = lengths  # text tokens of each example (prompt + target), for length bucketing
 
 
-def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, bucket: bool) -> list[list[int]]:
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, bucket: bool,
+                  subset: Sequence[int] | None = None) -> list[list[int]]:
     """One epoch's batches: a deterministic shuffle per epoch (resuming needs no sampler state).
 
     With ``bucket`` the shuffled examples are cut into pools of 64 batches, each pool sorted by length
     and cut into batches, and the batches shuffled: a batch is padded to its longest example, so
     examples of like length waste less of it (random batches of the demonstrations are about half
-    padding). Every example is used once per epoch either way (the last partial batch is left out).
+    padding). Every example (of ``subset``, when given) is used once per epoch either way (the last
+    partial batch is left out).
     """
     rng = random.Random(seed * 100003 + epoch)
-    idx = list(range(len(lengths)))
+    idx = list(range(len(lengths))) if subset is None else list(subset)
     rng.shuffle(idx)
     idx = idx[:len(idx) // batch_size * batch_size]
     if bucket:
@@ -142,6 +145,20 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     if bucket:
         rng.shuffle(batches)
     return batches
+
+
+LEARNED_P = 0.5  # an example is learned when every target token has at least this probability
+
+
+def focus_subset(learned: Sequence[bool], keep: float, seed: int, epoch: int, batch_size: int) -> list[int]:
+    """The examples of a focused epoch: every one not yet learned, and each learned one with
+    probability ``keep`` (drawn from ``seed`` and ``epoch``), topped up with learned ones to a batch."""
+    rng = random.Random(seed * 100019 + epoch)
+    idx = [i for i, done in enumerate(learned) if not done or rng.random() < keep]
+    if len(idx) < batch_size:
+        rest = sorted(set(range(len(learned))) - set(idx))
+        idx = sorted(idx + rng.sample(rest, min(len(rest), batch_size - len(idx))))
+    return idx
 
 
 def tokenizer_texts(items: Sequence[tuple[Path, DemoStep]]):
@@ -242,7 +259,7 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                   cache: bool = True, progress: bool = True, relabel_p: float = 0.0,
                   prompt_limits: dict[str, int] | None = None, upgrade_tokenizer: bool = False,
                   init: str | Path | None = None, bucket: bool = True,
-                  minutes: float | None = None) -> TrainResult:
+                  minutes: float | None = None, focus: float | None = None) -> TrainResult:
     """Train (or resume training) a MoE policy on the demonstrations in ``data_dirs``.
 
     ``steps`` is the total number of optimiser steps (a resumed run continues up to it).
@@ -258,6 +275,10 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     choice it started with). ``minutes`` is a time budget: the cosine decay follows the share of it
     spent (or of ``steps``, whichever is further) and training stops when it is spent, at a
     checkpoint; a resumed run counts the time already spent.
+    ``focus`` spends the later epochs on what is not learned yet: an example counts as learned when,
+    the last time it was trained on, every target token had probability >= 0.5 (teacher-forced, so
+    greedy decoding reproduces it); each epoch after the first keeps every other example and a
+    learned one with probability ``focus`` (``focus_subset``). A resumed run starts a new epoch.
     Returns a TrainResult; the trained policy is in ``out_dir``.
     """
     if num_threads:
@@ -267,6 +288,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
         raise ConfigError("no data directories given")
     if minutes is not None and minutes <= 0:
         raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
+    if focus is not None and not 0.0 < focus <= 1.0:
+        raise ConfigError(f"focus is the share of learned examples kept in an epoch, in (0, 1], not {focus}")
     out = Path(out_dir)
     items = [(d, s) for d in dirs for s in load_demos(d, only_success=only_success)]
     if not items:
@@ -300,12 +323,20 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
 
     opt = make_optimizer(model, lr, weight_decay)
     start, state = 0, {}
+    learned = torch.zeros(len(data), dtype=torch.bool)  # focus: examples reproduced when last trained on
+    focus_file = out / STATE_DIR / FOCUS_FILE
     if resuming:
         state = load_checkpoint(out, model, opt)
         start = int(state["step"])
         bucket = bool(state.get("bucket", False))  # checkpoints from before bucketing trained without it
         if minutes is None and state.get("minutes") is not None:
             minutes = float(state["minutes"])
+        if focus is None and state.get("focus") is not None:
+            focus = float(state["focus"])
+        if focus is not None and focus_file.is_file():
+            saved = load_file(str(focus_file)).get("learned")
+            if saved is not None and saved.numel() == len(data):  # the same demonstrations
+                learned = saved.bool()
     else:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
@@ -315,8 +346,16 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     bs = min(batch_size, len(data))
     per_epoch = max(1, len(data) // bs)
     epochs: dict[int, list[list[int]]] = {}
+    # focused epochs differ in length: (epoch, its first step, its batches); a resumed run starts a new one
+    cursor: list = [int(state.get("focus_epoch", -1)) if focus is not None else -1, start, []]
 
     def batch_at(step: int) -> tuple[int, list[int]]:
+        if focus is not None:
+            if step - cursor[1] >= len(cursor[2]):
+                epoch = cursor[0] + 1
+                subset = None if epoch == 0 else focus_subset(learned.tolist(), focus, seed, epoch, bs)
+                cursor[:] = [epoch, step, epoch_batches(data.lengths, bs, seed, epoch, bucket, subset)]
+            return cursor[0], cursor[2][step - cursor[1]]
         epoch, k = divmod(step, per_epoch)
         if epoch not in epochs:
             epochs.clear()
@@ -328,14 +367,17 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     budget = None if minutes is None else minutes * 60.0
     hparams = dict(lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, min_lr_ratio=min_lr_ratio,
                    batch_size=bs, seed=seed, total_steps=steps, data=[str(d) for d in dirs], n_examples=len(data),
-                   relabel_p=relabel_p, init=None if init is None else str(init), bucket=bucket, minutes=minutes)
+                   relabel_p=relabel_p, init=None if init is None else str(init), bucket=bucket, minutes=minutes,
+                   focus=focus)
 
     def spent() -> float:
         return spent0 + time.perf_counter() - t0
 
     def save(step: int):
         save_checkpoint(out, model, tok, opt, {"step": step, "loss_ema": loss_ema, "seconds": round(spent(), 1),
-                                               **hparams})
+                                               "focus_epoch": cursor[0], **hparams})
+        if focus is not None:
+            save_file({"learned": learned.to(torch.uint8)}, str(focus_file))
 
     def log(rec: dict):
         metrics.write(json.dumps(rec) + "\n")
@@ -365,8 +407,13 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                 g["lr"] = lr_at(step, steps, lr, warmup, min_lr_ratio,
                                 None if budget is None else min(1.0, spent() / budget))
             logits, lab, aux = model(batch, labels)
-            ce = F.cross_entropy(logits.float(), lab)
+            token_ce = F.cross_entropy(logits.float(), lab, reduction="none")
+            ce = token_ce.mean()
             loss = ce + aux
+            if focus is not None:  # learned: every target token at probability >= LEARNED_P
+                rows = (labels != -100).nonzero()[:, 0]
+                worst = torch.zeros(len(idx)).scatter_reduce(0, rows, token_ce.detach(), "amax")
+                learned[idx] = worst <= -math.log(LEARNED_P)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:
@@ -383,10 +430,14 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
                 dead = sum(s.dead for s in stats)
                 sps = seen / (time.perf_counter() - t0)
                 model.reset_routing_stats()
-                log({"step": done, "loss": last_loss, "loss_ema": loss_ema, "aux": float(aux.detach()),
-                     "lr": opt.param_groups[0]["lr"], "max_over_mean": mm, "dead_experts": dead,
-                     "samples_per_s": sps})
+                rec = {"step": done, "loss": last_loss, "loss_ema": loss_ema, "aux": float(aux.detach()),
+                       "lr": opt.param_groups[0]["lr"], "max_over_mean": mm, "dead_experts": dead,
+                       "samples_per_s": sps, "epoch": epoch}
                 left = "" if budget is None else f"  {max(0.0, budget - spent()) / 60:.0f} min left"
+                if focus is not None:
+                    rec["learned"] = float(learned.float().mean())
+                    left = f"  learned {rec['learned']:.0%}{left}"
+                log(rec)
                 bar.update(done, f"loss {loss_ema:.3f}  load max/mean {mm:.2f}  dead {dead}  {sps:.1f} samples/s{left}")
             if save_every and done % save_every == 0 and done < steps:
                 save(done)

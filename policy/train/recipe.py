@@ -56,6 +56,7 @@ class Training(BaseModel):
     vocab_size: int = Field(4096, ge=300, description="the tokenizer's size")
     seed: int = 0
     relabel: float = Field(0.0, ge=0.0, le=1.0)
+    focus: float | None = Field(None, gt=0.0, le=1.0, description="share of learned examples kept in later epochs")
     max_elements: int | None = Field(None, ge=1)
     max_instruction_tokens: int | None = Field(None, ge=1)
     max_new_tokens: int | None = Field(None, ge=1, description="the trained policy's response length")
@@ -146,7 +147,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, data_dir: str | Path, *, wor
     res = train_distill([data / c.name for c in recipe.collections for _ in range(c.repeat)], out, cfg,
                         steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup=t.warmup, seed=t.seed,
                         resume=resume, save_every=t.save_every, num_threads=t.threads, progress=progress,
-                        relabel_p=t.relabel, minutes=budget, vocab_size=t.vocab_size,
+                        relabel_p=t.relabel, minutes=budget, vocab_size=t.vocab_size, focus=t.focus,
                         prompt_limits={"max_elements": t.max_elements,
                                        "max_instruction_tokens": t.max_instruction_tokens})
     train_s = time.perf_counter() - t1
