@@ -277,8 +277,8 @@ def train_distill(data_dirs: str | Path | Sequence[str | Path], out_dir: str | P
     checkpoint; a resumed run counts the time already spent.
     ``focus`` spends the later epochs on what is not learned yet: an example counts as learned when,
     the last time it was trained on, every target token had probability >= 0.5 (teacher-forced, so
-    greedy decoding reproduces it); each epoch after the first keeps every other example and a
-    learned one with probability ``focus`` (``focus_subset``). A resumed run starts a new epoch.
+    greedy decoding reproduces it); each epoch after the first keeps every example not learned and
+    each learned one with probability ``focus`` (``focus_subset``). A resumed run starts a new epoch.
     Returns a TrainResult; the trained policy is in ``out_dir``.
     """
     if num_threads:
