@@ -73,6 +73,9 @@ def distill(
     focus: Optional[float] = typer.Option(None, "--focus", min=0.0, max=1.0,
                                           help="after the first epoch, keep an example the model already "
                                                "reproduces with this probability (the rest always)"),
+    mark_named: bool = typer.Option(False, "--mark-named",
+                                    help="mark each element whose text or value the instruction names with "
+                                         "the word 'named' (new runs; kept in the model's config)"),
     max_elements: Optional[int] = typer.Option(None, "--max-elements", min=1,
                                                help="elements per prompt (new or resumed runs; default: the config's)"),
     max_instruction_tokens: Optional[int] = typer.Option(None, "--max-instruction-tokens", min=1,
@@ -89,7 +92,7 @@ def distill(
 
     try:
         init_dir = None if init is None else policy_dir(init)
-        res = train_distill(data, out, config_preset(preset), steps=steps, batch_size=batch_size, lr=lr,
+        res = train_distill(data, out, config_preset(preset, mark_named=mark_named), steps=steps, batch_size=batch_size, lr=lr,
                             warmup=warmup, seed=seed, resume=resume, save_every=save_every,
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,

@@ -1,6 +1,7 @@
 """The built-in MoE policy: routing, balancing, tokenizer, save/load, generation equivalences."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -15,7 +16,7 @@ from perception.observation import Box, Element, Observation
 from policy.moe import (MoEConfig, MoEModel, MoEPolicy, GalagoTokenizer, build_model, encode_observation,
                         from_pretrained, generate, load_builtin, load_dir, save_pretrained, sequence_logprobs)
 from policy.moe.model import MoE
-from policy.moe.prompt import collate, encode_target
+from policy.moe.prompt import collate, encode_target, names
 from policy.moe.tokenizer import DIGITS_MARKER, EOS, RULE_TOKENS
 
 torch.set_num_threads(1)  # tiny matrices: one thread is as fast and avoids fighting other tests
@@ -289,6 +290,36 @@ def test_prompt_puts_element_centres_on_the_relative_grid(tok):
     assert 5 not in p2.tokens
     with pytest.raises(ValueError):
         encode_observation(tok, cfg, "x", None, 0, 300)
+
+
+def test_names_matches_whole_words_case_blind_for_text_and_exactly_for_values():
+    instr = 'Select Fay from the list, type "Ab 3" and click Submit.'
+    assert names(instr, "Fay") and names(instr, "fay") and names(instr, "submit") and names(instr, "Ab 3")
+    assert not names(instr, "Fa") and not names(instr, "ay") and not names(instr, "3 a")  # whole words only
+    assert names(instr, "Ab 3", exact=True) and not names(instr, "ab 3", exact=True)  # a typed value as typed
+    assert not names(instr, "") and not names(instr, None) and not names(instr, "   ")
+    assert not names(instr, instr.upper())  # the instruction's own text is not an element it names
+    assert not names("Click " + "x" * 70, "x" * 70)  # nor is a long text
+
+
+def test_mark_named_puts_the_word_after_the_role_of_each_named_element(tok):
+    els = [Element(0, "combobox", "", Box(0, 0, 50, 10), value="Fay"),
+           Element(1, "button", "Submit", Box(0, 20, 50, 10)),
+           Element(2, "link", "Fayette", Box(0, 40, 50, 10))]
+    named = tok.encode(" named")
+    cfg = MoEConfig.tiny(max_element_tokens=24)  # room for every group's whole text
+    plain = encode_observation(tok, cfg, "Select Fay and click Submit", None, 200, 300, els, [])
+    cfg = dataclasses.replace(cfg, mark_named=True)
+    p = encode_observation(tok, cfg, "Select Fay and click Submit", None, 200, 300, els, [])
+    groups = [p.tokens[i:j] for i, j in zip([i for i, t in enumerate(p.tokens) if t == 5],
+                                            [i for i, t in enumerate(p.tokens) if t == 5][1:] + [len(p.tokens) - 1])]
+    role = [tok.encode(e.role) for e in els]
+    assert [g[3:3 + len(r) + len(named)] == r + named for g, r in zip(groups, role)] == [True, True, False]
+    assert len(p.tokens) == len(plain.tokens) + 2 * len(named) and p.box_mask.count(True) > plain.box_mask.count(True)
+    # the value must match as typed: "fay" is not "Fay"
+    q = encode_observation(tok, cfg, "Select fay", None, 200, 300, els[:1], [])
+    off = dataclasses.replace(cfg, mark_named=False)
+    assert q.tokens == encode_observation(tok, off, "Select fay", None, 200, 300, els[:1], []).tokens
 
 
 def test_config_validation_and_round_trip(tmp_path):

@@ -20,7 +20,7 @@ collections:
   - {name: buttons, suite: "widgets:click-button", episodes: 2, seed: 5}
   - {name: mw, suite: "miniwob:click-button", episodes: 1, seed: 3, repeat: 2}
 train: {preset: tiny, steps: 4, batch_size: 2, vocab_size: 1200, threads: 1, max_new_tokens: 40, relabel: 0.5,
-       focus: 0.5}
+       focus: 0.5, mark_named: true}
 """
 
 
@@ -39,7 +39,8 @@ def test_a_recipe_collects_trains_and_resumes(tmp_path):
     assert s["examples"] == len(buttons) + 2 * len(mw)  # repeat: listed twice
     assert s["steps"] == 4 and not s["resumed"]
     assert isinstance(load_dir(tmp_path / "m"), MoEPolicy)
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["max_new_tokens"] == 40
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["max_new_tokens"] == 40 and cfg["mark_named"] is True
     assert json.loads((tmp_path / "m" / "train_state" / "state.json").read_text())["focus"] == 0.5
 
     r = CliRunner().invoke(app, args)  # again: nothing collected twice, training resumed (already done)

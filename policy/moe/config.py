@@ -70,6 +70,8 @@ class MoEConfig:
     # where an element's centre tokens go: "last" (after its role and text, so in a causal decoder the
     # coordinate tokens have read the label they belong to and pointing is copying them) or "first"
     coords_last: bool = False
+    # mark an element whose text or value the instruction names with the word "named" (prompt.names)
+    mark_named: bool = False
     max_elements: int = 32
     max_element_tokens: int = 10
     max_instruction_tokens: int = 48

@@ -3,13 +3,15 @@
 Token layout (after the image patches):
 
     <|bos|> <|instr|> instruction
-    <|el|> cx cy role text [value] [flags]          one group per element, box embedding on each token
-                                                    (``coords_last``: <|el|> role text [value] [flags] cx cy)
+    <|el|> cx cy role [named] text [value] [flags]  one group per element, box embedding on each token
+                                                    (``coords_last``: <|el|> role ... [flags] cx cy)
     <|hist|> action ...                             the last ``max_history`` actions (compact: no thoughts)
     <|resp|>                                        the response follows (training: target + <|eos|>)
 
 Element centres ``cx cy`` are number tokens on the 0..1000 relative grid of the observed area, the
 same grid ``CoordinateSpace.relative(w, h, 1000)`` gives the answer, so the policy can copy them.
+With ``mark_named`` an element whose text or value the instruction names (``names``) carries the word
+``named`` right after its role (before any text, so a long label cannot truncate it away).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from policy.moe.tokenizer import BOS, EL, EOS, HIST, INSTR, PAD, RESP, GalagoTok
 _WS = re.compile(r"\s+")
 _ACTION = re.compile(r"Action\s*[:：]\s*(.*)", re.S)
 MAX_TEXT_CHARS = 80  # per element / history entry, before tokenising (keeps tokenising cheap)
+MAX_NAMED_CHARS = 60  # longer texts (paragraphs, the instruction's own text) are never marked named
 
 
 @dataclass
@@ -90,12 +93,29 @@ def _select_elements(elements: Sequence[Element], width: float, height: float, l
     return [e for e in vis if id(e) in keep]
 
 
+def names(instruction: str, text: str | None, exact: bool = False) -> bool:
+    """Whether ``instruction`` contains ``text`` as whole words (no letter or digit runs on at either
+    end), ignoring case unless ``exact``. Empty, long (> MAX_NAMED_CHARS) or whole-instruction texts
+    never count: "Select Fay from the list" names an option "Fay" and a value "Fay", not "Fa"."""
+    needle, hay = _clean(text or "", 400), _clean(instruction or "", 400)
+    if not needle or len(needle) > MAX_NAMED_CHARS or needle.casefold() == hay.casefold():
+        return False
+    if not exact:
+        needle, hay = needle.casefold(), hay.casefold()
+    return re.search(r"(?<![^\W_])" + re.escape(needle) + r"(?![^\W_])", hay) is not None
+
+
 def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, limit: int,
-                coords_last: bool = False) -> list[int]:
+                coords_last: bool = False, instruction: str | None = None) -> list[int]:
+    """One element's tokens; with ``instruction`` (``mark_named``), ``named`` follows the role of an
+    element whose text (any case) or value (exactly: a typed value must match as typed) it names."""
     cx, cy = e.box.center
     coords = [tok.num_id(round(_rel(cx, width) * 1000)), tok.num_id(round(_rel(cy, height) * 1000))]
     # the role and the text are tokenised apart, so a label tokenises as it does when quoted
-    body = tok.encode(_clean(e.role, 20)) + tok.encode_label(_clean(e.text))
+    body = tok.encode(_clean(e.role, 20))
+    if instruction is not None and (names(instruction, e.text) or names(instruction, e.value, exact=True)):
+        body += tok.encode(" named")
+    body += tok.encode_label(_clean(e.text))
     extra = []
     if e.value and e.value != e.text:
         # a value reads as a quoted label does, so it can be compared with the instruction's words
@@ -125,7 +145,8 @@ def encode_observation(tok: GalagoTokenizer, cfg: MoEConfig, instruction: str, i
     p.extend([INSTR] + tok.encode(_clean(instruction, 400))[:cfg.max_instruction_tokens], SEG_INSTRUCTION)
     if not no_elements:
         for e in _select_elements(elements, width, height, cfg.max_elements):
-            ids = element_ids(tok, e, width, height, cfg.max_element_tokens, cfg.coords_last)
+            ids = element_ids(tok, e, width, height, cfg.max_element_tokens, cfg.coords_last,
+                              instruction if cfg.mark_named else None)
             b = e.box
             box = (_rel(b.x, width), _rel(b.y, height), _rel(b.x + b.width, width), _rel(b.y + b.height, height))
             p.tokens.extend(ids)

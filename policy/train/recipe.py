@@ -57,6 +57,7 @@ class Training(BaseModel):
     seed: int = 0
     relabel: float = Field(0.0, ge=0.0, le=1.0)
     focus: float | None = Field(None, gt=0.0, le=1.0, description="share of learned examples kept in later epochs")
+    mark_named: bool = Field(False, description="mark the elements the instruction names (new runs)")
     max_elements: int | None = Field(None, ge=1)
     max_instruction_tokens: int | None = Field(None, ge=1)
     max_new_tokens: int | None = Field(None, ge=1, description="the trained policy's response length")
@@ -119,7 +120,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, data_dir: str | Path, *, wor
     if minutes is not None and minutes <= 0:
         raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
     t = recipe.train
-    cfg = config_preset(t.preset)  # an unknown preset fails here, before any collection
+    cfg = config_preset(t.preset, mark_named=t.mark_named)  # an unknown preset fails here, before any collection
     if t.max_new_tokens:
         cfg = dataclasses.replace(cfg, max_new_tokens=t.max_new_tokens)
     episodes = {c.name: max(1, round(c.episodes * scale)) for c in recipe.collections}
