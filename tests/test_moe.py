@@ -316,6 +316,14 @@ def test_mark_named_puts_the_word_after_the_role_of_each_named_element(tok):
     role = [tok.encode(e.role) for e in els]
     assert [g[3:3 + len(r) + len(named)] == r + named for g, r in zip(groups, role)] == [True, True, False]
     assert len(p.tokens) == len(plain.tokens) + 2 * len(named) and p.box_mask.count(True) > plain.box_mask.count(True)
+    # on top of the element's token limit: a long group keeps its last tokens (a value's end, a state flag)
+    long = [Element(0, "checkbox", "Send me the weekly digest by email", Box(0, 0, 50, 10), checked=True)]
+    instr = "Tick Send me the weekly digest by email"
+    short = MoEConfig.tiny(max_element_tokens=6)
+    a = encode_observation(tok, short, instr, None, 200, 300, long, []).tokens
+    b = encode_observation(tok, dataclasses.replace(short, mark_named=True), instr, None, 200, 300, long, []).tokens
+    at = a.index(5) + 3 + len(tok.encode("checkbox"))
+    assert b == a[:at] + named + a[at:]
     # the value must match as typed: "fay" is not "Fay"
     q = encode_observation(tok, cfg, "Select fay", None, 200, 300, els[:1], [])
     off = dataclasses.replace(cfg, mark_named=False)

@@ -107,15 +107,14 @@ def names(instruction: str, text: str | None, exact: bool = False) -> bool:
 
 def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, limit: int,
                 coords_last: bool = False, instruction: str | None = None) -> list[int]:
-    """One element's tokens; with ``instruction`` (``mark_named``), ``named`` follows the role of an
-    element whose text (any case) or value (exactly: a typed value must match as typed) it names."""
+    """One element's tokens (at most ``limit`` after <|el|>, not counting the centre); with
+    ``instruction`` (``mark_named``), ``named`` follows the role of an element whose text (any case) or
+    value (exactly: a typed value must match as typed) it names, on top of the limit."""
     cx, cy = e.box.center
     coords = [tok.num_id(round(_rel(cx, width) * 1000)), tok.num_id(round(_rel(cy, height) * 1000))]
     # the role and the text are tokenised apart, so a label tokenises as it does when quoted
-    body = tok.encode(_clean(e.role, 20))
-    if instruction is not None and (names(instruction, e.text) or names(instruction, e.value, exact=True)):
-        body += tok.encode(" named")
-    body += tok.encode_label(_clean(e.text))
+    role = tok.encode(_clean(e.role, 20))
+    body = role + tok.encode_label(_clean(e.text))
     extra = []
     if e.value and e.value != e.text:
         # a value reads as a quoted label does, so it can be compared with the instruction's words
@@ -129,6 +128,9 @@ def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, l
     if extra:
         body += tok.encode(" " + " ".join(extra))
     body = body[:max(0, limit)]
+    if instruction is not None and (names(instruction, e.text) or names(instruction, e.value, exact=True)):
+        # outside the limit: the mark must not push a typed value's end or a state flag out of the group
+        body[len(role):len(role)] = tok.encode(" named")
     return [EL] + body + coords if coords_last else [EL] + coords + body
 
 
