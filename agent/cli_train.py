@@ -92,8 +92,9 @@ def distill(
 
     try:
         init_dir = None if init is None else policy_dir(init)
-        res = train_distill(data, out, config_preset(preset, mark_named=mark_named), steps=steps, batch_size=batch_size, lr=lr,
-                            warmup=warmup, seed=seed, resume=resume, save_every=save_every,
+        res = train_distill(data, out, config_preset(preset, mark_named=mark_named), steps=steps,
+                            batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, resume=resume,
+                            save_every=save_every,
                             eval_every=eval_every if eval_suite else 0,
                             eval_fn=_eval_fn(eval_suite, eval_episodes, eval_max_steps) if eval_suite else None,
                             only_success=not include_failed, vocab_size=vocab_size, num_threads=threads,

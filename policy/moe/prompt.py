@@ -11,7 +11,8 @@ Token layout (after the image patches):
 Element centres ``cx cy`` are number tokens on the 0..1000 relative grid of the observed area, the
 same grid ``CoordinateSpace.relative(w, h, 1000)`` gives the answer, so the policy can copy them.
 With ``mark_named`` an element whose text or value the instruction names (``names``) carries the word
-``named`` right after its role (before any text, so a long label cannot truncate it away).
+``named`` right after its role, on top of the group's token limit (so a long label cannot cut it
+off, and it cannot push the group's last tokens, a typed value's end or a state flag, out).
 """
 from __future__ import annotations
 
