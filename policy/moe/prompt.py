@@ -33,7 +33,7 @@ from policy.moe.tokenizer import BOS, EL, EOS, HIST, INSTR, PAD, RESP, GalagoTok
 _WS = re.compile(r"\s+")
 _ACTION = re.compile(r"Action\s*[:：]\s*(.*)", re.S)
 MAX_TEXT_CHARS = 80  # per element / history entry, before tokenising (keeps tokenising cheap)
-MAX_NAMED_CHARS = 60  # longer texts (paragraphs, the instruction's own text) are never marked named
+MAX_NAMED_CHARS = 60  # longer element texts (paragraphs) are never marked named
 
 
 @dataclass
