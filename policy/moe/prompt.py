@@ -103,7 +103,15 @@ def names(instruction: str, text: str | None, exact: bool = False) -> bool:
         return False
     if not exact:
         needle, hay = needle.casefold(), hay.casefold()
-    return re.search(r"(?<![^\W_])" + re.escape(needle) + r"(?![^\W_])", hay) is not None
+    # str.find and isalnum (what the pattern [^\W_] matches), not a regex: a pattern a needle would
+    # compile anew for each element and thrash re's cache
+    at = hay.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if not (at > 0 and hay[at - 1].isalnum()) and not (end < len(hay) and hay[end].isalnum()):
+            return True
+        at = hay.find(needle, at + 1)
+    return False
 
 
 def element_ids(tok: GalagoTokenizer, e: Element, width: float, height: float, limit: int,
