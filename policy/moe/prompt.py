@@ -103,8 +103,8 @@ def names(instruction: str, text: str | None, exact: bool = False) -> bool:
         return False
     if not exact:
         needle, hay = needle.casefold(), hay.casefold()
-    # str.find and isalnum (what the pattern [^\W_] matches), not a regex: a pattern a needle would
-    # compile anew for each element and thrash re's cache
+    # str.find and isalnum (what the pattern [^\W_] matches) rather than a regex: a pattern per needle
+    # is compiled anew for each element and thrashes re's cache
     at = hay.find(needle)
     while at >= 0:
         end = at + len(needle)
