@@ -508,9 +508,9 @@ def test_a_quoted_name_stays_a_copy_of_what_the_model_was_shown():
     assert tok.encode(" and")[-1] not in these  # a space goes on with the next word
     form = Observation(screenshot(), 160, 210, instruction="Search for movies directed by Ball.", elements=[
         Element(index=0, role="textbox", text="Director", box=Box(6, 55, 100, 13))])
-    full = tok.encode('Thought: Click the "Director')
-    these, _ = pol._steer(form, form.instruction)(0, full[:-1])  # '"Dire' from the task's "directed"
-    assert tok.decode(full[-1:]) == "ctor" and full[-1] not in these  # on to the field's label, "Director"
+    these, _ = pol._steer(form, form.instruction)(0, tok.encode('Thought: Click the "Dire'))  # the task's "directed"
+    ctor = tok.encode("ctor")[0]  # (however this tokenizer cuts the name)
+    assert "ctor".startswith(tok.decode([ctor])) and ctor not in these  # on to the field's label, "Director"
     assert tok.encode(" field")[-1] in these  # into neither: overridden
     assert steer(0, tok.encode('Thought: Check "458'))  # but a text to type is the step's own:
     assert steer(0, tok.encode('Thought: The field is empty; type "458')) is None
