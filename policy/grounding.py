@@ -468,7 +468,8 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     (its target clause's names): it ticks a box the element list shows ticked already (``tick it``,
     ``Check "A": …``), marks one more of several items (``click its "Like" button (2 of 3)``) on
     one shown marked already, unticks one
-    shown unticked (the click would undo what is right), calls a box the task quotes, or no box
+    shown unticked (the click would undo what is right), ticks one the task's quotes do not name
+    where they name the boxes to tick (``_ticks_unasked``), calls a box the task quotes, or no box
     on screen, "not asked for", or says "no other box is checked" while a box the task does not
     quote is, or that everything asked for is done while a box the task names is unticked; or
     opens a tab shown open; or says a feed post is by a user when the handle heading it is
@@ -546,11 +547,25 @@ def against_state(step: Step, observation: Observation, task: str = "") -> bool:
     if "not asked for" in thought and (not boxes or any(_fold(el.text) in asked for el in boxes)):
         return True  # also for a part of the name ("Answer" for the box "Answer note"), a slip, none
     m = _TOGGLE.search(thought) or _TOGGLE_FIRST.match(thought)
+    if m and m.group(1) is None and boxes and _ticks_unasked(names, boxes, observation, asked):
+        return True  # ``"Previous system" is unchecked; tick it`` where the task quotes the boxes to tick
     if m:
         return {bool(el.checked) for el in boxes} == {m.group(1) is None}
     if _COUNT.search(thought):  # marking items one by one (``click its "Like" button (2 of 3)``)
         return bool(here is not None and here.checked)  # one already marked: the click would unmark it
     return False
+
+
+def _ticks_unasked(names: list[str], boxes: list[Element], observation: Observation, asked: list[str]) -> bool:
+    """Whether a click that ticks ``boxes`` (its thought's ``names``) ticks none the task asks for,
+    where the task quotes the boxes it asks for: ``asked`` names a box on screen. A label and a
+    quoted name that contain one another count as one (``"Email"`` for the box "Email alerts")."""
+    def asks(text: str) -> bool:
+        t = _fold(text)
+        return bool(t) and any(q == t or q in t or t in q for q in asked)
+    if not asked or not any(el.checked is not None and asks(el.text) for el in observation.elements):
+        return False
+    return not any(asks(n) for n in names) and not any(asks(el.text) for el in boxes)
 
 
 _AFFIX = re.compile(r'"([^"\n]{1,100})",? (?:which )?(starts|begins|ends) with "([^"\n]{1,100})"'

@@ -688,6 +688,15 @@ def test_against_state_flags_a_click_that_undoes_a_right_box():
     assert against_state(click(50, 110, '"Deep feature" is unchecked; tick it.'), boxes, task)  # ticked already
     assert not against_state(click(50, 210, '"Deep feature" is ticked; "Score" is unchecked; tick it.'), boxes, task)
     assert not against_state(click(50, 110, 'Click the "Submit" button.'), boxes, task)
+    more = dataclasses.replace(boxes, elements=boxes.elements + [el(3, "checkbox", "Previous system", 20, 250, checked=False)])
+    extra = '"Deep feature" is ticked; "Score" is ticked; "Previous system" is unchecked; tick it.'
+    assert against_state(click(50, 260, extra), more, task)  # a box the task's quotes do not ask for
+    assert against_state(click(50, 260, 'Check "Previous system": the task lists it.'), more, task)
+    assert not against_state(click(50, 210, '"Deep feature" is ticked; "Score" is unchecked; tick it.'), more, task)
+    assert not against_state(click(50, 260, extra), more, "Select words similar to former and click Submit.")
+    assert not against_state(click(50, 260, extra), more, 'Tick "Previous" and "Score", then submit.')  # a part
+    assert not against_state(click(50, 260, extra), dataclasses.replace(more, elements=more.elements[1:2] + more.elements[3:]),
+                             'Tick "Deep feature" only.')  # no box the task quotes in the list: its quotes may name other things
     feed = Observation(screenshot=None, width=800, height=600, elements=[  # a post's icons: one marked
         el(0, "icon", "reply", 20, 100, 16, 16, checked=True), el(1, "icon", "reply", 20, 200, 16, 16)])
     mark = 'This post is by @felis; click its "Reply" button (2 of 3).'
