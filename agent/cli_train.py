@@ -119,6 +119,10 @@ def recipe(
     workers: int = typer.Option(2, "--workers", "-w", min=0, help="collection worker processes"),
     scale: float = typer.Option(1.0, "--scale", min=0.0001, help="multiply every collection's episodes (a quick try: 0.05)"),
     minutes: Optional[float] = typer.Option(None, "--minutes", min=0.01, help="override the recipe's training time budget"),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1,
+                                        help="train this many steps (instead of the recipe's time budget, unless --minutes)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="override the model config preset (dense-active, dense-total: "
+                                         "the ablation's dense models)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
 ) -> None:
     """Collect a recipe's demonstrations and train a policy on them from scratch, in one command."""
@@ -127,7 +131,8 @@ def recipe(
     try:
         path = recipe_path(recipe_ref)
         data = data_dir or Path("data") / path.stem
-        summary = run_recipe(load_recipe(path), out, data, workers=workers, scale=scale, minutes=minutes, progress=not json_out,
+        summary = run_recipe(load_recipe(path), out, data, workers=workers, scale=scale, minutes=minutes, steps=steps,
+                             preset=preset, progress=not json_out,
                              say=(lambda s: None) if json_out else typer.echo)
     except GalagoError as e:
         _exit(e)

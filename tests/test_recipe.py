@@ -48,6 +48,9 @@ def test_a_recipe_collects_trains_and_resumes(tmp_path):
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert [c["episodes_run"] for c in s["collections"]] == [0, 0] and [c["skipped"] for c in s["collections"]] == [2, 1]
     assert s["resumed"] and s["steps"] == 4
+    r = CliRunner().invoke(app, args + ["--steps", "6"])  # a new step count: resumed to it
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["steps"] == 6
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -80,6 +83,11 @@ def test_an_unknown_task_or_preset_stops_the_recipe_before_anything_runs(tmp_pat
     from agent.cli import app
     r = CliRunner().invoke(app, ["train", "recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and "huge" in r.output
+    (tmp_path / "r.yaml").write_text(TINY)
+    r = CliRunner().invoke(app, ["train", "recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "m"),
+                                 "--data-dir", str(tmp_path / "d"), "--preset", "dense-wide"])
+    assert r.exit_code == 2 and "dense-wide" in r.output
+    assert not (tmp_path / "d").exists() and not (tmp_path / "m").exists()
 
 
 def test_the_built_in_recipe_names_real_tasks():

@@ -106,11 +106,14 @@ def load_recipe(ref: str | Path) -> Recipe:
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path, data_dir: str | Path, *, workers: int = 2,
-               scale: float = 1.0, minutes: float | None = None, progress: bool = True,
+               scale: float = 1.0, minutes: float | None = None, steps: int | None = None,
+               preset: str | None = None, progress: bool = True,
                say: Callable[[str], Any] = lambda s: None) -> dict:
     """Collect every collection (``episodes * scale`` seeds each, at least one) into ``data_dir``,
     then train from scratch (or resume) into ``out_dir``; ``minutes`` overrides the recipe's time
-    budget. Every suite is checked before anything runs. Returns a summary (JSON-able)."""
+    budget, ``steps`` its step count (and drops its time budget unless ``minutes`` is given: the
+    ablation's dense models train the MoE's steps), ``preset`` its model config. Every suite is
+    checked before anything runs. Returns a summary (JSON-able)."""
     from agent.collect import collect
     from agent.evaluate import plan_episodes
     from policy.train.distill import STATE_DIR, config_preset, train_distill
@@ -119,7 +122,11 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, data_dir: str | Path, *, wor
         raise ConfigError(f"scale must be positive, not {scale}")
     if minutes is not None and minutes <= 0:
         raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
-    t = recipe.train
+    if steps is not None and steps < 1:
+        raise ConfigError(f"steps must be at least 1, not {steps}")
+    t = recipe.train.model_copy(update={k: v for k, v in (("preset", preset), ("steps", steps)) if v is not None})
+    if steps is not None and minutes is None:
+        t = t.model_copy(update={"minutes": None})
     cfg = config_preset(t.preset, mark_named=t.mark_named)  # an unknown preset fails here, before any collection
     if t.max_new_tokens:
         cfg = dataclasses.replace(cfg, max_new_tokens=t.max_new_tokens)
