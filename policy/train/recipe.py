@@ -124,9 +124,10 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, data_dir: str | Path, *, wor
         raise ConfigError(f"the time budget must be positive, not {minutes} minutes")
     if steps is not None and steps < 1:
         raise ConfigError(f"steps must be at least 1, not {steps}")
-    t = recipe.train.model_copy(update={k: v for k, v in (("preset", preset), ("steps", steps)) if v is not None})
+    update = {k: v for k, v in (("preset", preset), ("steps", steps)) if v is not None}
     if steps is not None and minutes is None:
-        t = t.model_copy(update={"minutes": None})
+        update["minutes"] = None  # a step count replaces the recipe's time budget
+    t = recipe.train.model_copy(update=update)
     cfg = config_preset(t.preset, mark_named=t.mark_named)  # an unknown preset fails here, before any collection
     if t.max_new_tokens:
         cfg = dataclasses.replace(cfg, max_new_tokens=t.max_new_tokens)
