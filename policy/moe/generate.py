@@ -98,8 +98,7 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
 
     ``use_cache=False`` recomputes the whole sequence at every step (slow; a reference for tests).
     ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks).
-    ``decode_threads``: torch threads for the one-token steps (their matrices are tiny, so thread
-    synchronisation costs more than it saves; 1 is fastest on small CPUs); restored afterwards.
+    ``decode_threads``: torch threads for the one-token steps (None: as set), restored afterwards.
     ``grammar`` constrains the points of actions to numbers (PointGrammar). ``steer(row, ids so far)``
     may return (these, those): when the row's most likely next token is one of ``these``, it is
     chosen among ``those`` (the MoE policy's box states: a state word must be the true one). Like
@@ -109,7 +108,8 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
     max_new = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
     was_training = model.training
     threads = torch.get_num_threads()
-    model.eval()
+    if was_training:  # eval() walks every module: a few ms per call, so only when needed
+        model.eval()
     try:
         batch, _ = collate(prompts, pad_left=True)
         table = model.embedding_table()  # computed once: the number-token part is not free
@@ -169,7 +169,8 @@ def generate(model: MoEModel, prompts: Sequence[EncodedPrompt], max_new_tokens: 
         return Generation(out, lps, finished, [int(m.sum()) for m in key_mask[:, :S]])
     finally:
         torch.set_num_threads(threads)
-        model.train(was_training)
+        if was_training:
+            model.train()
 
 
 def sequence_logprobs(model: MoEModel, prompts: Sequence[EncodedPrompt], targets: Sequence[Sequence[int]],
