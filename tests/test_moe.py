@@ -382,6 +382,18 @@ def test_kv_cache_generation_equals_recomputation(copy, tok):
     torch.testing.assert_close(torch.tensor(with_cache.logprobs), torch.tensor(without.logprobs), rtol=1e-4, atol=1e-4)
 
 
+def test_generation_restores_mode_and_threads(tok):
+    model = sharp(build_model(MoEConfig.tiny(), tok), seed=3)
+    ps = prompts(tok, model.cfg)[:1]
+    ref = generate(model.eval(), ps, 12, stop_at_eos=False)
+    assert not any(m.training for m in model.modules())  # an eval model stays so
+    threads = torch.get_num_threads()
+    model.train()
+    out = generate(model, ps, 12, stop_at_eos=False, decode_threads=1)
+    assert all(m.training for m in model.modules()) and torch.get_num_threads() == threads
+    assert out.tokens == ref.tokens  # decoded in eval mode, on one thread: the same tokens
+
+
 @pytest.mark.parametrize("copy", [False, True])
 def test_batched_generation_equals_unbatched(copy, tok):
     model = sharp(build_model(MoEConfig.tiny(tie_embeddings=False, copy_head=copy), tok), seed=1)
