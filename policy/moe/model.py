@@ -347,14 +347,13 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = MoE(cfg, layer) if moe else MLP(cfg.d_model, d_ff or cfg.d_ff)
-        self.is_moe = moe
 
     def forward(self, x, rope=None, mask=None, is_causal=False, cache=None, token_mask=None):
         # .forward, not __call__: no hooks are used, and the call machinery costs about as much as
         # the small ops of a one-token decoding step (~5% of a policy step)
         x = x + self.attn.forward(self.attn_norm.forward(x), rope, mask, is_causal, cache, self.layer)
         h = self.ffn_norm.forward(x)
-        return x + (self.ffn.forward(h, token_mask) if self.is_moe else self.ffn.forward(h))
+        return x + (self.ffn.forward(h, token_mask) if isinstance(self.ffn, MoE) else self.ffn.forward(h))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -87,8 +87,8 @@ class MoEPolicy(BasePolicy):
         self.copy_guard = CopyGuard(tokenizer) if copy else None
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.temperature, self.top_p = temperature, top_p
-        # None: the process's torch threads (2 on the 2-core machine: 42-44 ms a step against 47-48
-        # on one thread, same tokens on 300 recorded steps; an evaluation's workers get 1 each)
+        # None: the process's torch threads (2 on the 2-core machine, ~10% quicker a step than one,
+        # same tokens on 300 recorded steps; an evaluation's workers get 1 each)
         self.decode_threads = decode_threads
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.last: Generation | None = None
